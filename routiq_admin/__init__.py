@@ -1,0 +1,49 @@
+"""Routiq Admin: keep clinics' data in sync from Cliniko."""
+
+import logging
+import os
+
+from flask import Flask
+
+from .config import load_config
+
+
+def create_app(config=None):
+    """Build the Flask app: config, extensions, blueprints, CLI. No I/O beyond instance/."""
+    config = dict(config or {})
+    app = Flask(
+        __name__,
+        instance_path=config.get("INSTANCE_PATH")
+        or os.environ.get("INSTANCE_PATH")
+        or os.path.join(os.getcwd(), "instance"),
+        template_folder=os.path.join(os.path.dirname(__file__), "..", "templates"),
+        static_folder=os.path.join(os.path.dirname(__file__), "..", "static"),
+    )
+    if config.get("APP_ENV", os.environ.get("APP_ENV")) != "production":
+        from dotenv import load_dotenv
+
+        load_dotenv(override=False)
+    app.config.update(load_config(app.instance_path, overrides=config))
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
+
+    from .extensions import csrf, db, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
+    login_manager.init_app(app)
+    csrf.init_app(app)
+
+    from . import auth
+    from .web import register_web
+
+    auth.init_app(app)
+    register_web(app)
+
+    from .api import register_api
+
+    register_api(app)
+
+    from .cli import register_cli
+
+    register_cli(app)
+    return app

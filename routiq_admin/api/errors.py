@@ -1,0 +1,101 @@
+"""The guide's error envelope for every API error, and the browser-side counterparts."""
+
+import logging
+
+from flask import jsonify, make_response, redirect, render_template, request, url_for
+from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import HTTPException
+
+from ..errors import AppError
+from ..timefmt import iso
+
+log = logging.getLogger(__name__)
+
+HTTP_TO_TYPE = {
+    400: "validation_error",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "sync_already_running",
+    422: "validation_error",
+    429: "rate_limit_exceeded",
+}
+
+
+def wants_json():
+    """Tell whether this request should get JSON errors (API paths and bearer callers)."""
+    return request.path.startswith("/api/") or "Authorization" in request.headers
+
+
+def envelope(err):
+    """Return the JSON response for an AppError."""
+    from ..models import utcnow
+
+    body = {
+        "success": False,
+        "error": err.title,
+        "details": err.details(),
+        "timestamp": iso(utcnow()),
+    }
+    response = jsonify(body)
+    response.status_code = err.http_status
+    if err.error_type == "rate_limit_exceeded" and err.retry_after is not None:
+        response.headers["Retry-After"] = str(int(err.retry_after))
+    return response
+
+
+def _browser_error(err):
+    if err.error_type == "unauthorized":
+        login = url_for("auth.login", next=request.full_path if request.method == "GET" else None)
+        if request.headers.get("HX-Request"):
+            response = make_response("", 401)
+            response.headers["HX-Redirect"] = url_for("auth.login")
+            return response
+        return redirect(login)
+    return render_template("error.html", error=err), err.http_status
+
+
+def handle_app_error(err):
+    """Answer an AppError as JSON or as a page."""
+    return envelope(err) if wants_json() else _browser_error(err)
+
+
+def register_error_handlers(app):
+    """Install error handlers so no API client ever sees an HTML error page."""
+
+    app.register_error_handler(AppError, handle_app_error)
+
+    @app.errorhandler(CSRFError)
+    def _csrf(exc):
+        return handle_app_error(
+            AppError("CSRF token missing or invalid", error_type="forbidden", error_code="CSRF_FAILED")
+        )
+
+    @app.errorhandler(HTTPException)
+    def _http(exc):
+        if not wants_json():
+            if exc.code == 404:
+                return render_template("error.html", error=exc), 404
+            return exc
+        error_type = HTTP_TO_TYPE.get(exc.code, "internal_error" if exc.code >= 500 else "validation_error")
+        err = AppError(exc.description or exc.name, error_type=error_type)
+        response = envelope(err)
+        response.status_code = exc.code
+        if exc.code == 405 and getattr(exc, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    @app.errorhandler(SQLAlchemyError)
+    def _database(exc):
+        log.exception("database error")
+        from ..extensions import db
+
+        db.session.rollback()
+        return handle_app_error(AppError("The database is unavailable", error_type="database_error"))
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return handle_app_error(AppError("Internal server error", error_type="internal_error"))

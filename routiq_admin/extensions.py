@@ -1,0 +1,55 @@
+"""Flask extensions, and the Redis connection and RQ queue bound to app config."""
+
+import redis
+from flask import current_app
+from flask_login import LoginManager
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf import CSRFProtect
+from rq import Queue
+from sqlalchemy.orm import DeclarativeBase
+
+from .errors import AppError
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+login_manager = LoginManager()
+csrf = CSRFProtect()
+
+
+class QueueUnavailable(AppError):
+    """Redis is not reachable: nothing was enqueued."""
+
+    error_type = "queue_unavailable"
+
+
+def get_redis(app=None):
+    """Return the app's Redis client (one per app, pooled)."""
+    app = app or current_app._get_current_object()
+    client = app.extensions.get("routiq_redis")
+    if client is None:
+        url = app.config.get("REDIS_URL")
+        if not url:
+            raise QueueUnavailable("REDIS_URL is not set")
+        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=10)
+        app.extensions["routiq_redis"] = client
+    return client
+
+
+def get_queue(app=None):
+    """Return the RQ queue sync jobs go to."""
+    app = app or current_app._get_current_object()
+    return Queue(app.config["RQ_QUEUE"], connection=get_redis(app))
+
+
+def redis_available(app=None):
+    """Tell whether Redis answers a PING."""
+    try:
+        return bool(get_redis(app).ping())
+    except (redis.RedisError, QueueUnavailable):
+        return False

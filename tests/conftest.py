@@ -1,0 +1,166 @@
+"""Test session: a real Redis (TEST_REDIS_URL, else REDIS_URL, else the embedded one) and a
+real database (TEST_DATABASE_URL, else SQLite in a temp dir), migrated once; tables and
+Redis emptied after every test."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import redis as redis_lib
+from cryptography.fernet import Fernet
+from sqlalchemy import create_engine, text
+
+from routiq_admin import create_app, devredis
+from routiq_admin.extensions import db
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEST_KEY = Fernet.generate_key().decode()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    url = os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    proc, url = devredis.start(data_dir=tmp_path_factory.mktemp("redis"))
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+def _reset_database(url):
+    if url.startswith("postgresql"):
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    _reset_database(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def base_config(database_url, redis_url, tmp_path_factory):
+    """Config every test app starts from; also what subprocesses get as environment."""
+    return {
+        "TESTING": True,
+        "APP_ENV": "test",
+        "INSTANCE_PATH": str(tmp_path_factory.mktemp("instance")),
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": "test-secret-key",
+        "ENCRYPTION_KEY": TEST_KEY,
+        "WTF_CSRF_ENABLED": False,
+        "RQ_QUEUE": "routiq-test",
+        "CLINIKO_USER_AGENT": "Routiq Admin tests (tests@example.com)",
+    }
+
+
+@pytest.fixture(scope="session")
+def migrated(base_config):
+    """Run the Alembic migrations once, from empty, for the whole session."""
+    from flask_migrate import upgrade
+
+    app = create_app(base_config)
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    return True
+
+
+def clean_database():
+    """Empty every table (faster than re-migrating)."""
+    db.session.remove()
+    tables = list(reversed(db.metadata.sorted_tables))
+    with db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE " + ", ".join(t.name for t in tables) + " RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(table.delete())
+
+
+@pytest.fixture
+def make_app(base_config, migrated):
+    """Build test apps with extra config; each is cleaned up after the test."""
+    apps = []
+
+    def factory(**overrides):
+        app = create_app({**base_config, **overrides})
+        apps.append(app)
+        return app
+
+    yield factory
+    if apps:
+        with apps[0].app_context():
+            clean_database()
+            db.engine.dispose()
+    redis_lib.Redis.from_url(base_config["REDIS_URL"]).flushdb()
+
+
+@pytest.fixture
+def app(make_app):
+    app = make_app()
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def redis_conn(app):
+    from routiq_admin.extensions import get_redis
+
+    return get_redis(app)
+
+
+def subprocess_env(config, **extra):
+    """Environment that makes a child process (worker, web) use the same settings."""
+    env = dict(os.environ)
+    for key in (
+        "SECRET_KEY",
+        "ENCRYPTION_KEY",
+        "REDIS_URL",
+        "RQ_QUEUE",
+        "CLINIKO_USER_AGENT",
+        "INSTANCE_PATH",
+    ):
+        if config.get(key) is not None:
+            env[key] = str(config[key])
+    env["DATABASE_URL"] = config["SQLALCHEMY_DATABASE_URI"]
+    env["APP_ENV"] = "test"
+    env["PYTHONPATH"] = ROOT
+    for key, value in extra.items():
+        env[key] = str(value)
+    return env
+
+
+def start_process(args, env, **kwargs):
+    """Start a child process of the project (worker, web server) from the repo root."""
+    return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, **kwargs)
+
+
+def wait_for(predicate, timeout=20.0, interval=0.05, message="condition"):
+    """Poll until predicate() is truthy; return its value or fail the test."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out waiting for {message}")

@@ -1,0 +1,51 @@
+"""Redis and RQ: the embedded server, enqueueing, a real worker process, outages."""
+
+import pytest
+from rq.job import Job
+
+from routiq_admin import devredis
+from routiq_admin.extensions import QueueUnavailable, get_queue, get_redis, redis_available
+from tests.conftest import start_process, subprocess_env, wait_for
+
+
+def test_embedded_redis_starts_and_rq_enqueues(tmp_path):
+    proc, url = devredis.start(data_dir=tmp_path)
+    try:
+        from redis import Redis
+        from rq import Queue
+
+        queue = Queue("probe", connection=Redis.from_url(url))
+        job = queue.enqueue("workers.jobs.ping", 42)
+        assert queue.count == 1 and job.get_status() == "queued"
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+def test_worker_process_executes_a_job(app, base_config):
+    job = get_queue(app).enqueue("workers.jobs.ping", "pong")
+    worker = start_process(["-m", "workers.worker"], subprocess_env(base_config))
+    try:
+        wait_for(
+            lambda: Job.fetch(job.id, connection=get_redis(app)).get_status() == "finished",
+            timeout=30,
+            message="the job to finish",
+        )
+        assert Job.fetch(job.id, connection=get_redis(app)).return_value() == "pong"
+    finally:
+        worker.terminate()
+        worker.wait(10)
+
+
+def test_configured_redis_that_is_down_is_an_outage(make_app):
+    app = make_app(REDIS_URL=f"redis://127.0.0.1:{devredis.free_port()}/0")
+    assert redis_available(app) is False
+    with app.app_context(), pytest.raises(Exception) as info:
+        get_queue(app).enqueue("workers.jobs.ping", 1)
+    assert "Connection" in type(info.value).__name__ or "connect" in str(info.value).lower()
+
+
+def test_missing_redis_url_is_queue_unavailable(make_app):
+    app = make_app(REDIS_URL=None)
+    with pytest.raises(QueueUnavailable):
+        get_redis(app)
