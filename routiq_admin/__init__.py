@@ -25,6 +25,7 @@ def create_app(config=None):
         load_dotenv(override=False)
     app.config.update(load_config(app.instance_path, overrides=config))
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
     from .extensions import csrf, db, login_manager, migrate
 

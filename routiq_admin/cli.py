@@ -9,6 +9,8 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from .auth import ROLES
+from .config import SYNC_MODES
+from .errors import AppError
 from .extensions import db
 from .models import ApiToken, Membership, Organization, User
 
@@ -16,6 +18,8 @@ orgs_cli = AppGroup("orgs", help="Manage organizations.")
 users_cli = AppGroup("users", help="Manage people who log in.")
 tokens_cli = AppGroup("tokens", help="Manage API tokens.")
 demo_cli = AppGroup("demo", help="The demo clinic `make run` starts with.")
+sync_cli = AppGroup("sync", help="Run syncs from the terminal.")
+cliniko_cli = AppGroup("cliniko", help="Cliniko tools (the simulator).")
 
 
 def _org_or_fail(org_id):
@@ -113,7 +117,83 @@ def seed_demo(api_key):
     click.echo(f"Demo login: {DEMO_EMAIL} / {password}")
 
 
+@sync_cli.command("run")
+@click.argument("org_id")
+@click.option(
+    "--mode", type=click.Choice(SYNC_MODES + ("import",)), default="comprehensive", show_default=True
+)
+@click.option("--full", is_flag=True, help="Ignore the incremental marks for this run.")
+def sync_run(org_id, mode, full):
+    """Run a sync in the foreground with a progress bar; the exit status says how it ended."""
+    import os
+
+    from .sync.engine import run_in_foreground
+    from .sync.service import create_run
+
+    org = _org_or_fail(org_id)
+    if not org.has_credentials:
+        raise click.ClickException(f"{org_id} has no Cliniko API key (credentials_not_found)")
+    kind = "import" if mode == "import" else "sync"
+    job_id = f"cli-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        run = create_run(
+            org,
+            kind=kind,
+            mode=mode,
+            trigger="manual",
+            full=full or kind == "import",
+            label="flask sync run",
+            job_id=job_id,
+        )
+    except AppError as exc:
+        raise click.ClickException(f"{exc.message} ({exc.error_type})") from None
+    with click.progressbar(length=1000, label=run.sync_id, show_percent=True) as bar:
+        state = {"shown": 0}
+
+        def on_progress(engine):
+            target = int(engine.percentage * 10)
+            bar.update(max(0, target - state["shown"]))
+            state["shown"] = max(state["shown"], target)
+
+        status = run_in_foreground(run.id, job_id, on_progress=on_progress)
+        if status == "completed":
+            bar.update(1000 - state["shown"])
+    db.session.refresh(run)
+    click.echo(
+        f"{run.sync_id}: {run.status} · {run.records_processed} records · {run.cliniko_requests} Cliniko requests"
+    )
+    for error in run.errors or []:
+        click.echo(f"  error {error['error_type']} ({error['error_code']}): {error['message']}", err=True)
+    if run.status != "completed":
+        raise SystemExit(1)
+
+
+@cliniko_cli.command("simulate")
+@click.option("--port", type=int, default=8900, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--patients", type=int, default=651, show_default=True)
+@click.option("--appointments", type=int, default=296, show_default=True)
+@click.option("--latency-ms", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--rate-limit", type=int, default=200, show_default=True, help="Requests per minute per key.")
+@click.option("--key", "keys", multiple=True, help="Accept only these API keys (repeatable).")
+def simulate(port, host, patients, appointments, latency_ms, seed, rate_limit, keys):
+    """Serve a fake Cliniko (one clinic per API key) for demos, tests and benchmarks."""
+    from .cliniko.simulator import serve
+
+    serve(
+        host=host,
+        port=port,
+        patients=patients,
+        appointments=appointments,
+        latency_ms=latency_ms,
+        seed=seed,
+        keys=list(keys) or None,
+        rate_limit_per_minute=rate_limit,
+    )
+
+
 def register_cli(app):
     """Attach the operator command groups."""
-    for group in (orgs_cli, users_cli, tokens_cli, demo_cli):
+    for group in (orgs_cli, users_cli, tokens_cli, demo_cli, sync_cli, cliniko_cli):
         app.cli.add_command(group)

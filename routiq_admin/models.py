@@ -26,6 +26,7 @@ from sqlalchemy import (
     text,
     true,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, foreign, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -355,7 +356,8 @@ class Patient(ClinikoRecord, db.Model):
     date_of_birth: Mapped[datetime | None] = mapped_column(Date)
     sex: Mapped[str | None] = mapped_column(String(60))
     phone: Mapped[str | None] = mapped_column(String(60))
-    phone_numbers: Mapped[list | None] = mapped_column(JSON)
+    # JSONB on PostgreSQL: plain json has no equality, and upserts compare values.
+    phone_numbers: Mapped[list | None] = mapped_column(JSON().with_variant(JSONB(), "postgresql"))
     address_1: Mapped[str | None] = mapped_column(String(240))
     city: Mapped[str | None] = mapped_column(String(120))
     state: Mapped[str | None] = mapped_column(String(120))

@@ -164,3 +164,50 @@ def wait_for(predicate, timeout=20.0, interval=0.05, message="condition"):
             return value
         time.sleep(interval)
     pytest.fail(f"timed out waiting for {message}")
+
+
+@pytest.fixture
+def sim_server():
+    """A fresh Cliniko simulator over real HTTP (the demo clinic's size by default)."""
+    from routiq_admin.cliniko.simulator import Simulator, SimulatorServer
+
+    server = SimulatorServer(Simulator()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sync_app(make_app, sim_server):
+    """An app whose Cliniko is the simulator, with its context pushed."""
+    app = make_app(CLINIKO_BASE_URL=sim_server.base_url)
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def worker(base_config, sim_server):
+    """A real RQ worker process on the test queue, pointed at the simulator."""
+    proc = start_process(
+        ["-m", "workers.worker"], subprocess_env(base_config, CLINIKO_BASE_URL=sim_server.base_url)
+    )
+    yield proc
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def live_server(sync_app):
+    """The app served over real HTTP from a thread; yields its base URL."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, sync_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()

@@ -1,5 +1,27 @@
 """RQ job entry points: thin wrappers that build the app and call into the package."""
 
+from rq import get_current_job
+
+from routiq_admin import create_app
+
+
+def run_sync(run_id):
+    """Run one sync (the row id is the only argument: no secrets in job payloads)."""
+    from routiq_admin.sync.engine import SyncEngine
+
+    app = create_app()
+    with app.app_context():
+        job = get_current_job()
+        return SyncEngine(run_id, job.id if job else None).run()
+
+
+def scheduler_tick():
+    """Run one scheduler tick."""
+    from routiq_admin.sync.scheduler import tick
+
+    app = create_app()
+    with app.app_context():
+        return tick()
 
 
 def ping(value):

@@ -7,6 +7,7 @@ Create Date: 2026-11-28 21:52:56.634529
 """
 from alembic import op
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 
 # revision identifiers, used by Alembic.
@@ -145,7 +146,7 @@ def upgrade():
     sa.Column('date_of_birth', sa.Date(), nullable=True),
     sa.Column('sex', sa.String(length=60), nullable=True),
     sa.Column('phone', sa.String(length=60), nullable=True),
-    sa.Column('phone_numbers', sa.JSON(), nullable=True),
+    sa.Column('phone_numbers', sa.JSON().with_variant(postgresql.JSONB(), 'postgresql'), nullable=True),
     sa.Column('address_1', sa.String(length=240), nullable=True),
     sa.Column('city', sa.String(length=120), nullable=True),
     sa.Column('state', sa.String(length=120), nullable=True),

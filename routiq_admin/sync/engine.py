@@ -1,0 +1,457 @@
+"""Run one sync: fetch pages from Cliniko, upsert them, record progress, move marks.
+
+Each page's upserts and the run's progress are committed together. The progress UPDATE is
+guarded by (status = running, job_id = ours), so a worker that lost its run (cleaned up as
+stale, or cancelled) cannot overwrite it: its page is rolled back and it stops.
+"""
+
+import logging
+import math
+import time
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..cliniko import parse
+from ..cliniko.client import ClinikoClient
+from ..cliniko.errors import ClinikoError, InvalidCredentials, InvalidDataFormat
+from ..extensions import db, get_redis
+from ..models import (
+    Appointment,
+    AppointmentType,
+    Business,
+    Organization,
+    Patient,
+    Practitioner,
+    SyncMark,
+    SyncRun,
+    utcnow,
+)
+from .activity import refresh_activity
+from .service import IMPORT_MODE, STEPS, error_entry
+
+log = logging.getLogger(__name__)
+
+# Cliniko timestamps are whole seconds: re-read the mark's own second.
+MARK_OVERLAP = timedelta(seconds=1)
+ENTITIES = {
+    "businesses": (Business, parse.business_row),
+    "practitioners": (Practitioner, parse.practitioner_row),
+    "appointment_types": (AppointmentType, parse.appointment_type_row),
+    "patients": (Patient, parse.patient_row),
+    "appointments": (Appointment, parse.appointment_row),
+}
+
+
+class Cancelled(Exception):
+    """Someone asked this run to stop."""
+
+
+class LostOwnership(Exception):
+    """The run row is no longer ours (cleaned up as stale, or cancelled before start)."""
+
+
+def empty_counts():
+    return {"fetched": 0, "created": 0, "updated": 0, "unchanged": 0, "failed": 0}
+
+
+class SyncEngine:
+    """Carry one SyncRun from `starting` to a finished status."""
+
+    def __init__(self, run_id, job_id, on_progress=None):
+        self.run_id = run_id
+        self.job_id = job_id
+        self.on_progress = on_progress
+        self.counts = {}
+        self.errors = []
+        self.records_total = 0
+        self.records_processed = 0
+        self.completed_steps = 0
+        self.step_done = 0
+        self.step_total = 0
+        self.percentage = 0.0
+        self.step_name = None
+        self.client = None
+
+    # -- lifecycle -------------------------------------------------------------------
+    def run(self):
+        """Claim the run, execute its steps, and finish it; return the final status."""
+        now = utcnow()
+        claimed = db.session.execute(
+            update(SyncRun)
+            .where(SyncRun.id == self.run_id, SyncRun.status == "starting", SyncRun.job_id == self.job_id)
+            .values(
+                status="running",
+                started_at=now,
+                heartbeat_at=now,
+                current_step="Starting",
+                current_operation="Connecting to Cliniko",
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        db.session.commit()
+        if not claimed:
+            log.info("sync run %s is no longer waiting to start; nothing to do", self.run_id)
+            return None
+        run = db.session.get(SyncRun, self.run_id)
+        self.org_id, self.mode, self.full = run.organization_id, run.mode, run.full
+        self.sync_id, self.started_at = run.sync_id, now
+        self.steps = STEPS[self.mode]
+        org = db.session.get(Organization, self.org_id)
+        try:
+            self.client = self._client(org)
+            for index, name in enumerate(self.steps):
+                self._begin_step(name)
+                getattr(self, "_step_" + self._step_key(index))()
+                self.completed_steps += 1
+            self._check_cancel_before_finish()
+            self._set_credentials(True)
+            return self._finish("completed")
+        except Cancelled:
+            db.session.rollback()
+            return self._finish("cancelled")
+        except LostOwnership:
+            db.session.rollback()
+            log.warning("sync %s was taken away from this worker; stopping", self.sync_id)
+            return None
+        except ClinikoError as exc:
+            db.session.rollback()
+            if isinstance(exc, InvalidCredentials):
+                self._set_credentials(False)
+            self.errors.append(error_entry(exc.error_type, exc.error_code, exc.message, self._entity))
+            return self._finish("failed")
+        except SQLAlchemyError:
+            db.session.rollback()
+            log.exception("database error in sync %s", self.sync_id)
+            self.errors.append(
+                error_entry(
+                    "database_error", "DATABASE_ERROR", "The database failed during the sync", self._entity
+                )
+            )
+            return self._finish("failed")
+        except Exception:
+            db.session.rollback()
+            log.exception("sync %s crashed", self.sync_id)
+            self.errors.append(
+                error_entry(
+                    "internal_error", "INTERNAL_ERROR", "Unexpected error during the sync", self._entity
+                )
+            )
+            return self._finish("failed")
+        finally:
+            if self.client is not None:
+                self.client.close()
+
+    _entity = None
+
+    def _step_key(self, index):
+        plan = {
+            "comprehensive": ("reference", "patients", "appointments", "activity"),
+            "basic": ("patients", "window_appointments", "activity"),
+            "active": ("window_appointments", "missing_patients", "activity"),
+            "patients-only": ("patients",),
+            IMPORT_MODE: ("patients",),
+        }
+        return plan[self.mode][index]
+
+    def _client(self, org):
+        config = current_app.config
+        engine = db.engine
+        run_id, job_id = self.run_id, self.job_id
+
+        def on_wait(until, seconds, reason):
+            # Called from the client's threads too: use a connection of our own, not the session.
+            with engine.begin() as conn:
+                conn.execute(
+                    update(SyncRun)
+                    .where(SyncRun.id == run_id, SyncRun.status == "running", SyncRun.job_id == job_id)
+                    .values(
+                        rate_limited_until=until,
+                        heartbeat_at=utcnow(),
+                        current_operation=f"Waiting {math.ceil(seconds)} s for Cliniko's rate limit",
+                    )
+                )
+
+        try:
+            redis = get_redis()
+        except Exception:
+            redis = None
+        limiter_key = f"user:{org.cliniko_user_id}" if org.cliniko_user_id else None
+        return ClinikoClient.from_config(
+            org.api_key, config, redis=redis, on_wait=on_wait, limiter_key=limiter_key
+        )
+
+    def _finish(self, status):
+        now = utcnow()
+        values = {
+            "status": status,
+            "completed_at": now,
+            "heartbeat_at": now,
+            "current_operation": None,
+            "rate_limited_until": None,
+            "errors": self.errors,
+            **self._progress_values(now),
+        }
+        if status == "completed":
+            values.update(
+                progress_percentage=100.0,
+                completed_steps=len(self.steps),
+                current_step="Completed",
+                estimated_completion=now,
+            )
+        else:
+            values["current_step"] = status.capitalize()
+        values["run_metadata"] = self._metadata(status)
+        done = db.session.execute(
+            update(SyncRun)
+            .where(SyncRun.id == self.run_id, SyncRun.status == "running", SyncRun.job_id == self.job_id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        db.session.commit()
+        if not done:
+            log.warning("sync %s: run row no longer ours; final status %s not written", self.sync_id, status)
+            return None
+        if status == "completed":
+            p = self.counts.get("patients", {}).get("fetched", 0)
+            a = self.counts.get("appointments", {}).get("fetched", 0)
+            log.info(
+                "%s sync completed: - Patients: %s processed - Appointments: %s processed",
+                self.mode.capitalize(),
+                p,
+                a,
+            )
+        else:
+            log.warning("sync %s ended %s: %s", self.sync_id, status, [e["message"] for e in self.errors])
+        return status
+
+    def _metadata(self, status):
+        meta = {"sync_type": self.mode, "full": self.full}
+        for entity in ENTITIES:
+            meta[f"{entity}_processed"] = self.counts.get(entity, {}).get("fetched", 0)
+        return meta
+
+    def _set_credentials(self, valid):
+        org = db.session.get(Organization, self.org_id)
+        org.credentials_valid = valid
+        org.credentials_checked_at = utcnow()
+        db.session.commit()
+
+    # -- progress ----------------------------------------------------------------------
+    def _begin_step(self, name):
+        self.step_name = name
+        self.step_done = self.step_total = 0
+        self._commit(f"{name}…")
+
+    def _progress_values(self, now):
+        fraction = min(1.0, self.step_done / self.step_total) if self.step_total else 0.0
+        pct = round(100.0 * (self.completed_steps + fraction) / len(self.steps), 1)
+        self.percentage = max(self.percentage, min(pct, 99.9))
+        eta = None
+        if self.percentage > 0:
+            elapsed = (now - self.started_at).total_seconds()
+            eta = self.started_at + timedelta(seconds=elapsed * 100.0 / self.percentage)
+            remaining_requests = math.ceil(max(0, self.records_total - self.records_processed) / 100)
+            rate = current_app.config["CLINIKO_RATE_LIMIT_PER_MINUTE"]
+            floor = now + timedelta(seconds=max(0, remaining_requests - rate) * 60.0 / rate)
+            eta = max(eta, floor)
+        client = self.client
+        failed = sum(c["failed"] for c in self.counts.values())
+        return {
+            "progress_percentage": self.percentage,
+            "completed_steps": self.completed_steps,
+            "current_step": self.step_name,
+            "records_processed": self.records_processed,
+            "records_total": max(self.records_total, self.records_processed),
+            "records_failed": failed,
+            "estimated_completion": eta,
+            "entity_counts": {k: dict(v) for k, v in self.counts.items()},
+            "cliniko_requests": client.requests_made if client else 0,
+            "rate_limit_waits": client.rate_limit_waits if client else 0,
+            "rate_limit_wait_seconds": round(client.rate_limit_wait_seconds, 3) if client else 0.0,
+        }
+
+    def _commit(self, operation):
+        """Write progress + heartbeat in the open transaction, commit, honour a cancel request."""
+        now = utcnow()
+        values = {
+            **self._progress_values(now),
+            "heartbeat_at": now,
+            "current_operation": operation,
+            "rate_limited_until": None,
+            "errors": self.errors,
+        }
+        row = db.session.execute(
+            update(SyncRun)
+            .where(SyncRun.id == self.run_id, SyncRun.status == "running", SyncRun.job_id == self.job_id)
+            .values(**values)
+            .returning(SyncRun.cancel_requested)
+            .execution_options(synchronize_session=False)
+        ).first()
+        if row is None:
+            db.session.rollback()
+            raise LostOwnership()
+        db.session.commit()
+        if self.on_progress:
+            self.on_progress(self)
+        if row.cancel_requested:
+            raise Cancelled()
+
+    def _check_cancel_before_finish(self):
+        cancel = db.session.execute(
+            select(SyncRun.cancel_requested).where(SyncRun.id == self.run_id)
+        ).scalar()
+        if cancel:
+            raise Cancelled()
+
+    # -- ingest ------------------------------------------------------------------------
+    def _ingest(self, entity, pages, label):
+        """Upsert every page of one fetch; return (largest updated_at seen, whether paging was unstable)."""
+        from .upsert import Upserter
+
+        self._entity = entity
+        model, to_row = ENTITIES[entity]
+        upserter = Upserter(model, self.org_id)
+        counts = self.counts.setdefault(entity, empty_counts())
+        newest, unstable, first_total, first_time = None, False, None, None
+        for page in pages:
+            if first_total is None:
+                first_total = page.total_entries
+                self.step_total += page.total_entries
+                self.records_total += page.total_entries
+            elif page.total_entries != first_total:
+                unstable = True
+            if page.number == 1 and page.server_time:
+                first_time = page.server_time
+            rows = []
+            for raw in page.records:
+                try:
+                    rows.append(to_row(raw))
+                except InvalidDataFormat as exc:
+                    counts["failed"] += 1
+                    if len(self.errors) < 50:
+                        self.errors.append(error_entry(exc.error_type, exc.error_code, exc.message, entity))
+            created, updated, unchanged = upserter.upsert(rows)
+            counts["fetched"] += len(page.records)
+            counts["created"] += created
+            counts["updated"] += updated
+            counts["unchanged"] += unchanged
+            self.records_processed += len(rows)
+            self.step_done += len(page.records)
+            for row in rows:
+                stamp = row.get("cliniko_updated_at")
+                if stamp and (newest is None or stamp > newest):
+                    newest = stamp
+            self._commit(f"{label}: {counts['fetched']} of {first_total}")
+        if newest and first_time and newest >= first_time:
+            unstable = True  # a record was edited while we paged: offset paging may have skipped one
+        return newest, unstable
+
+    def _mark(self, entity):
+        if self.full:
+            return None
+        mark = db.session.get(SyncMark, (self.org_id, entity))
+        return mark.watermark - MARK_OVERLAP if mark else None
+
+    def _advance_mark(self, entity, newest, unstable):
+        """Move the entity's mark after its step succeeded (same transaction as the step's end)."""
+        mark = db.session.get(SyncMark, (self.org_id, entity))
+        now = utcnow()
+        if mark is None and newest is not None and not unstable:
+            db.session.add(
+                SyncMark(organization_id=self.org_id, entity=entity, watermark=newest, last_success_at=now)
+            )
+        elif mark is not None:
+            mark.last_success_at = now
+            if newest is not None and not unstable and newest > mark.watermark:
+                mark.watermark = newest
+        if unstable:
+            log.info("sync %s: %s changed while paging; mark not advanced this run", self.sync_id, entity)
+
+    def _incremental(self, entity, fetch, label):
+        newest, unstable = self._ingest(entity, fetch(self._mark(entity)), label)
+        self._advance_mark(entity, newest, unstable)
+        self._commit(f"{label}: done")
+
+    # -- steps -------------------------------------------------------------------------
+    def _step_reference(self):
+        c = self.client
+        for entity, pages, label in (
+            ("businesses", c.fetch_businesses(), "Businesses"),
+            ("practitioners", c.fetch_practitioners(), "Practitioners"),
+            ("practitioners", c.fetch_practitioners(inactive=True), "Inactive practitioners"),
+            ("appointment_types", c.fetch_appointment_types(), "Appointment types"),
+        ):
+            self._ingest(entity, pages, label)
+        self._commit("Reference data: done")
+
+    def _step_patients(self):
+        self._incremental(
+            "patients",
+            lambda since: self.client.fetch_patients(updated_since=since, include_archived=True),
+            "Syncing patients",
+        )
+
+    def _step_appointments(self):
+        self._incremental(
+            "appointments",
+            lambda since: self.client.fetch_appointments(
+                updated_since=since, include_archived=True, include_cancelled=True
+            ),
+            "Syncing patient appointments",
+        )
+        self._fetch_missing_patients()
+
+    def _step_window_appointments(self):
+        now = utcnow()
+        config = current_app.config
+        pages = self.client.fetch_appointments(
+            starts_from=now - timedelta(days=config["ACTIVE_PAST_DAYS"]),
+            starts_to=now + timedelta(days=config["ACTIVE_FUTURE_DAYS"]),
+            include_archived=True,
+            include_cancelled=True,
+        )
+        self._ingest("appointments", pages, "Syncing appointments in the activity window")
+        self._commit("Appointments: done")
+        if self.mode == "basic":
+            self._fetch_missing_patients()
+
+    def _step_missing_patients(self):
+        self._fetch_missing_patients()
+
+    def _fetch_missing_patients(self):
+        missing = missing_patient_ids(self.org_id)
+        if missing:
+            self._ingest(
+                "patients",
+                self.client.fetch_patients(ids=missing, include_archived=True),
+                "Fetching patients referenced by appointments",
+            )
+            self._commit("Referenced patients: done")
+
+    def _step_activity(self):
+        self._entity = None
+        refresh_activity(self.org_id)
+        self._commit("Patient activity updated")
+
+
+def missing_patient_ids(org_id):
+    """Return Cliniko ids of patients that local appointments reference but we do not have."""
+    a, p = Appointment, Patient
+    stmt = (
+        select(a.patient_cliniko_id)
+        .outerjoin(p, (p.organization_id == a.organization_id) & (p.cliniko_id == a.patient_cliniko_id))
+        .where(a.organization_id == org_id, a.patient_cliniko_id.is_not(None), p.id.is_(None))
+        .distinct()
+    )
+    return sorted(db.session.execute(stmt).scalars())
+
+
+def run_in_foreground(run_id, job_id, on_progress=None):
+    """Run a sync in this process (the CLI); return the final status."""
+    started = time.monotonic()
+    status = SyncEngine(run_id, job_id, on_progress=on_progress).run()
+    log.info("sync run %s finished %s in %.1f s", run_id, status, time.monotonic() - started)
+    return status

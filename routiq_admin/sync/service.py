@@ -1,0 +1,423 @@
+"""Start, cancel and clean up sync runs, and read their history and health.
+
+One code path for every caller (dashboard, API, scheduler, CLI); the web and API layers only
+format what these functions return.
+"""
+
+import logging
+from datetime import timedelta
+
+import redis
+from flask import current_app
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from ..config import SYNC_MODES
+from ..errors import AppError
+from ..extensions import QueueUnavailable, db, get_queue, get_redis
+from ..models import ACTIVE_STATUSES, Patient, SyncRun, utcnow
+
+log = logging.getLogger(__name__)
+
+IMPORT_MODE = "import"
+TRIGGERS = ("manual", "scheduled", "api")
+STATUSES = ("starting", "running", "completed", "failed", "cancelled")
+STEPS = {
+    "comprehensive": (
+        "Syncing reference data",
+        "Processing patients",
+        "Processing appointments",
+        "Updating patient activity",
+    ),
+    "basic": ("Processing patients", "Processing appointments", "Updating patient activity"),
+    "active": ("Processing appointments", "Fetching referenced patients", "Updating patient activity"),
+    "patients-only": ("Processing patients",),
+    IMPORT_MODE: ("Importing patients",),
+}
+# An RQ job that vanished this soon after its row was committed may still be on its way in.
+JOB_GRACE = timedelta(seconds=30)
+
+
+class ValidationError(AppError):
+    error_type = "validation_error"
+
+
+class SyncAlreadyRunning(AppError):
+    error_type = "sync_already_running"
+
+
+class SyncNotActive(AppError):
+    error_type = "sync_not_active"
+
+
+def validate_mode(mode):
+    """Return the mode if it is one of the four, else raise a 422."""
+    if mode not in SYNC_MODES:
+        raise ValidationError(
+            f"Unknown sync mode {mode!r}; use one of {', '.join(SYNC_MODES)}", field="sync_mode"
+        )
+    return mode
+
+
+def _run_id(kind, org_id, now, attempt):
+    base = f"{'import' if kind == 'import' else 'sync'}_{org_id}_{now:%Y%m%d_%H%M%S}"
+    return base if attempt == 0 else f"{base}_{attempt + 1}"
+
+
+def active_run(org_id):
+    """Return the organization's starting/running run, or None."""
+    stmt = select(SyncRun).where(SyncRun.organization_id == org_id, SyncRun.status.in_(ACTIVE_STATUSES))
+    return db.session.execute(stmt).scalar_one_or_none()
+
+
+def create_run(
+    org,
+    *,
+    kind="sync",
+    mode="comprehensive",
+    trigger="manual",
+    full=False,
+    user=None,
+    label=None,
+    job_id=None,
+):
+    """Commit a `starting` run row (no job yet); SyncAlreadyRunning if one is active."""
+    now = utcnow()
+    for attempt in range(20):
+        sync_id = _run_id(kind, org.id, now, attempt)
+        run = SyncRun(
+            sync_id=sync_id,
+            organization_id=org.id,
+            kind=kind,
+            mode=mode,
+            trigger=trigger,
+            full=full,
+            status="starting",
+            total_steps=len(STEPS[mode]),
+            current_step="Queued",
+            current_operation="Waiting for a worker",
+            triggered_by_id=user.id if user else None,
+            triggered_by_label=label or (user.email if user else trigger),
+            job_id=job_id or sync_id,
+            created_at=now,
+            errors=[],
+            entity_counts={},
+            run_metadata={},
+        )
+        db.session.add(run)
+        try:
+            db.session.commit()
+            return run
+        except IntegrityError:
+            db.session.rollback()
+            running = active_run(org.id)
+            if running is not None:
+                raise SyncAlreadyRunning(
+                    f"A sync is already running for {org.id}", sync_id=running.sync_id
+                ) from None
+    raise AppError("Could not allocate a sync id", error_type="internal_error")
+
+
+def start_sync(org, mode="comprehensive", trigger="manual", user=None, full=False, kind="sync", label=None):
+    """Commit a `starting` run, then enqueue its job; return the run.
+
+    The database refuses a second active run per organization; Redis down deletes the row.
+    """
+    from ..cliniko.errors import CredentialsNotFound
+
+    if kind == "import":
+        mode, full = IMPORT_MODE, True
+    else:
+        validate_mode(mode)
+    if trigger not in TRIGGERS:
+        raise ValidationError(f"Unknown trigger {trigger!r}")
+    if not org.has_credentials:
+        raise CredentialsNotFound(f"Organization {org.id} has no Cliniko API key configured")
+    run = create_run(org, kind=kind, mode=mode, trigger=trigger, full=full, user=user, label=label)
+    try:
+        get_queue().enqueue(
+            "workers.jobs.run_sync",
+            run.id,
+            job_id=run.job_id,
+            job_timeout=current_app.config["SYNC_JOB_TIMEOUT_SECONDS"],
+            result_ttl=24 * 3600,
+            failure_ttl=7 * 24 * 3600,
+            description=f"{kind} {run.sync_id}",
+        )
+    except (redis.RedisError, QueueUnavailable, OSError):
+        log.warning("queue unavailable: removing run %s", run.sync_id)
+        db.session.delete(run)
+        db.session.commit()
+        raise QueueUnavailable("The job queue (Redis) is unavailable; nothing was started") from None
+    log.info("Starting %s %s for organization %s (%s, %s)", kind, run.sync_id, org.id, mode, trigger)
+    return run
+
+
+def start_import(org, trigger="manual", user=None, label=None):
+    """Start a full patient import (kind=import); it takes the organization's one active slot."""
+    return start_sync(org, IMPORT_MODE, trigger, user=user, full=True, kind="import", label=label)
+
+
+def _finish(run, status, error=None):
+    run.status = status
+    run.completed_at = utcnow()
+    run.current_operation = None
+    if error is not None:
+        run.errors = [*(run.errors or []), error]
+
+
+def error_entry(error_type, error_code, message, entity=None):
+    """Return one item of a run's `errors` list."""
+    from ..timefmt import iso
+
+    return {
+        "error_type": error_type,
+        "error_code": error_code,
+        "message": message,
+        "entity": entity,
+        "at": iso(utcnow()),
+    }
+
+
+def cancel_run(run):
+    """Cancel a run: a `starting` one at once, a `running` one at its next page; 409 if finished."""
+    if run.status == "starting":
+        _finish(run, "cancelled")
+        run.current_step = "Cancelled"
+        db.session.commit()
+        try:
+            Job.fetch(run.job_id, connection=get_redis()).cancel()
+        except (NoSuchJobError, redis.RedisError, QueueUnavailable):
+            pass  # the job exits on its own when it sees the row is no longer `starting`
+    elif run.status == "running":
+        run.cancel_requested = True
+        run.current_operation = "Cancelling after the current page"
+        db.session.commit()
+    else:
+        raise SyncNotActive(f"Sync {run.sync_id} already finished ({run.status})", status=run.status)
+    return run
+
+
+def _job_lost(run, conn, now):
+    if conn is None or not run.job_id or run.job_id.startswith("cli-"):
+        return False
+    if now - run.created_at < JOB_GRACE:
+        return False
+    try:
+        job = Job.fetch(run.job_id, connection=conn)
+    except NoSuchJobError:
+        return True
+    return job.get_status(refresh=False) in ("failed", "stopped", "canceled")
+
+
+def cleanup_stale(org_ids=None):
+    """Mark stale starting/running runs failed and return them (heartbeat too old, or job gone)."""
+    now = utcnow()
+    threshold = now - timedelta(minutes=current_app.config["STALE_SYNC_MINUTES"])
+    stmt = select(SyncRun).where(SyncRun.status.in_(ACTIVE_STATUSES))
+    if org_ids is not None:
+        stmt = stmt.where(SyncRun.organization_id.in_(list(org_ids)))
+    try:
+        conn = get_redis()
+        conn.ping()
+    except (redis.RedisError, QueueUnavailable):
+        conn = None
+    cleaned = []
+    for run in db.session.execute(stmt).scalars():
+        last_sign = run.heartbeat_at or run.started_at or run.created_at
+        if last_sign < threshold:
+            reason = f"No heartbeat since {last_sign:%Y-%m-%d %H:%M:%S} UTC; the worker was lost"
+        elif _job_lost(run, conn, now):
+            reason = "The worker job for this sync is gone or failed"
+        else:
+            continue
+        _finish(run, "failed", error_entry("internal_error", "SYNC_STALE", reason))
+        run.current_step = "Failed (stale)"
+        cleaned.append(run)
+    db.session.commit()
+    for run in cleaned:
+        log.warning("cleaned up stale sync %s", run.sync_id)
+    return cleaned
+
+
+def history(org_id, limit=10, offset=0, status=None, trigger=None, mode=None):
+    """Return totals over all the organization's runs and one filtered page of runs, newest first."""
+    base = select(SyncRun).where(SyncRun.organization_id == org_id)
+    finished = SyncRun.status.in_(("completed", "failed", "cancelled"))
+    counts = dict(
+        db.session.execute(
+            select(SyncRun.status, func.count())
+            .where(SyncRun.organization_id == org_id)
+            .group_by(SyncRun.status)
+        ).all()
+    )
+    last_sync_at = db.session.execute(
+        select(func.max(SyncRun.completed_at)).where(SyncRun.organization_id == org_id, finished)
+    ).scalar()
+    last_success = db.session.execute(
+        select(func.max(SyncRun.completed_at)).where(
+            SyncRun.organization_id == org_id, SyncRun.status == "completed"
+        )
+    ).scalar()
+    durations = [
+        (done - (started or created)).total_seconds()
+        for done, started, created in db.session.execute(
+            select(SyncRun.completed_at, SyncRun.started_at, SyncRun.created_at).where(
+                SyncRun.organization_id == org_id, SyncRun.status == "completed"
+            )
+        ).all()
+    ]
+    page = base
+    if status:
+        page = page.where(SyncRun.status == status)
+    if trigger:
+        page = page.where(SyncRun.trigger == trigger)
+    if mode:
+        page = page.where(SyncRun.mode == mode)
+    matching = db.session.execute(select(func.count()).select_from(page.subquery())).scalar()
+    runs = list(
+        db.session.execute(
+            page.order_by(SyncRun.created_at.desc(), SyncRun.id.desc()).limit(limit).offset(offset)
+        ).scalars()
+    )
+    return {
+        "total_syncs": sum(counts.values()),
+        "successful_syncs": counts.get("completed", 0),
+        "failed_syncs": counts.get("failed", 0),
+        "cancelled_syncs": counts.get("cancelled", 0),
+        "running_syncs": counts.get("starting", 0) + counts.get("running", 0),
+        "last_sync_at": last_sync_at,
+        "last_successful_sync_at": last_success,
+        "average_sync_duration_seconds": round(sum(durations) / len(durations), 1) if durations else 0.0,
+        "matching": matching,
+        "runs": runs,
+    }
+
+
+def recent_failures(org_id, hours=24):
+    """Count failed runs that started in the last `hours`."""
+    since = utcnow() - timedelta(hours=hours)
+    stmt = select(func.count()).where(
+        SyncRun.organization_id == org_id, SyncRun.status == "failed", SyncRun.created_at >= since
+    )
+    return db.session.execute(stmt).scalar()
+
+
+def sync_status(org):
+    """Return healthy, degraded, failing, never_synced or disabled (see design.md)."""
+    if not org.sync_enabled:
+        return "disabled"
+    last_three = (
+        db.session.execute(
+            select(SyncRun.status)
+            .where(SyncRun.organization_id == org.id, SyncRun.status.in_(("completed", "failed")))
+            .order_by(SyncRun.created_at.desc(), SyncRun.id.desc())
+            .limit(3)
+        )
+        .scalars()
+        .all()
+    )
+    if org.credentials_valid is False or (len(last_three) == 3 and set(last_three) == {"failed"}):
+        return "failing"
+    last_success = db.session.execute(
+        select(func.max(SyncRun.completed_at)).where(
+            SyncRun.organization_id == org.id, SyncRun.status == "completed"
+        )
+    ).scalar()
+    if last_success is None:
+        return "never_synced"
+    interval = timedelta(minutes=current_app.config["SYNC_INTERVAL_MINUTES"])
+    if recent_failures(org.id) > 0 or utcnow() - last_success > 2 * interval:
+        return "degraded"
+    return "healthy"
+
+
+def patient_counts(org_id):
+    """Return (patients not archived, active patients) for an organization."""
+    live = (Patient.organization_id == org_id) & Patient.archived_at.is_(None) & Patient.deleted_at.is_(None)
+    total = db.session.execute(select(func.count()).where(live)).scalar()
+    active = db.session.execute(
+        select(func.count()).where(live, Patient.activity_status != "inactive")
+    ).scalar()
+    return total, active
+
+
+def org_status(org):
+    """Return the organization's sync health as the status endpoints and dashboard show it."""
+    from .scheduler import scheduler_active
+
+    hist_last = db.session.execute(
+        select(func.max(SyncRun.completed_at)).where(
+            SyncRun.organization_id == org.id, SyncRun.status.in_(("completed", "failed", "cancelled"))
+        )
+    ).scalar()
+    total, active = patient_counts(org.id)
+    return {
+        "sync_running": active_run(org.id) is not None,
+        "running": active_run(org.id),
+        "last_sync_time": hist_last,
+        "total_patients": total,
+        "active_patients": active,
+        "credentials_valid": bool(org.credentials_valid) if org.has_credentials else False,
+        "cliniko_connected": bool(org.credentials_valid),
+        "sync_status": sync_status(org),
+        "scheduler_active": scheduler_active(),
+        "failures_24h": recent_failures(org.id),
+    }
+
+
+def check_connection(org):
+    """Call Cliniko's GET /user now, store the outcome on the organization, and report it."""
+    from ..cliniko.client import ClinikoClient
+    from ..cliniko.errors import ApiConnectionFailed, InvalidCredentials, RateLimitExceeded
+
+    result = {"success": False, "api_region": org.cliniko_shard, "response_time_ms": None}
+    if not org.has_credentials:
+        return {**result, "connection_status": "no_credentials", "message": "No Cliniko API key configured"}
+    client = ClinikoClient.from_config(
+        org.api_key, current_app.config, redis=_redis_or_none(), wait_on_rate_limit=False, retries=0
+    )
+    try:
+        outcome = client.test_connection()
+    except InvalidCredentials as exc:
+        status = "insufficient_permissions" if getattr(exc, "status", 401) == 403 else "invalid_credentials"
+        org.credentials_valid = False
+        result.update(connection_status=status, message=exc.message)
+    except RateLimitExceeded as exc:
+        result.update(connection_status="rate_limited", message=exc.message, retry_after=exc.retry_after)
+    except ApiConnectionFailed as exc:
+        result.update(connection_status="unreachable", message=exc.message)
+    except AppError as exc:
+        result.update(connection_status="unreachable", message=exc.message)
+    else:
+        org.credentials_valid = True
+        org.cliniko_user_id = str(outcome["user"].get("id") or "") or None
+        result.update(
+            success=True,
+            connection_status="healthy",
+            response_time_ms=outcome["response_time_ms"],
+            message="Connected to Cliniko",
+        )
+    finally:
+        client.close()
+    if result["connection_status"] in ("healthy", "invalid_credentials", "insufficient_permissions"):
+        org.credentials_checked_at = utcnow()
+    db.session.commit()
+    return result
+
+
+def _redis_or_none():
+    try:
+        return get_redis()
+    except QueueUnavailable:
+        return None
+
+
+def find_run(sync_id, org_ids):
+    """Return a run by its public id within the given organizations (None = all), or None."""
+    stmt = select(SyncRun).where(SyncRun.sync_id == sync_id)
+    if org_ids is not None:
+        stmt = stmt.where(SyncRun.organization_id.in_(list(org_ids)))
+    return db.session.execute(stmt).scalar_one_or_none()
