@@ -1,7 +1,6 @@
 """Database models: tenants, people, tokens, sync runs and the synced Cliniko data."""
 
 import hashlib
-import re
 import secrets
 import string
 from datetime import UTC, datetime
@@ -31,12 +30,12 @@ from sqlalchemy.orm import Mapped, foreign, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import crypto
+from .cliniko.client import SHARD_PATTERN, shard_from_key
 from .extensions import db
 
 ROLES = ("viewer", "operator", "admin")
 ACTIVE_STATUSES = ("starting", "running")
 FINISHED_STATUSES = ("completed", "failed", "cancelled")
-SHARD_PATTERN = re.compile(r"-([a-z]{2}\d{1,2})$", re.IGNORECASE)
 _ID_ALPHABET = string.ascii_letters + string.digits
 
 
@@ -65,12 +64,6 @@ class UTCDateTime(TypeDecorator):
 def new_org_id():
     """Return a fresh organization id like `org_2xwHiNrj68eaRUlX10anlXGvzX7`."""
     return "org_" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(27))
-
-
-def shard_from_key(api_key):
-    """Return the Cliniko shard a key belongs to (its suffix, default au1)."""
-    match = SHARD_PATTERN.search(api_key or "")
-    return match.group(1).lower() if match else "au1"
 
 
 class Organization(db.Model):
