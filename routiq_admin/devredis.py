@@ -27,6 +27,12 @@ def free_port():
         return s.getsockname()[1]
 
 
+def command(port, data_dir=None):
+    """Return the redis-server command line: loopback only, nothing persisted."""
+    args = [binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    return args + ["--dir", str(data_dir or os.getcwd()), "--loglevel", "warning"]
+
+
 def start(port=None, data_dir=None):
     """Start an embedded redis-server; return (process, url) once it answers PING."""
     port = port or free_port()
