@@ -37,7 +37,10 @@ def create_org(org_id, name, cliniko_api_key):
     """Create an organization."""
     if db.session.get(Organization, org_id):
         raise click.ClickException(f"organization {org_id} exists")
-    org = Organization(id=org_id, name=name)
+    try:
+        org = Organization(id=org_id, name=name)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     if cliniko_api_key:
         org.set_api_key(cliniko_api_key)
     db.session.add(org)

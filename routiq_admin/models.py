@@ -1,6 +1,7 @@
 """Database models: tenants, people, tokens, sync runs and the synced Cliniko data."""
 
 import hashlib
+import re
 import secrets
 import string
 from datetime import UTC, datetime
@@ -26,7 +27,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, foreign, mapped_column, relationship
+from sqlalchemy.orm import Mapped, foreign, mapped_column, relationship, validates
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import crypto
@@ -37,6 +38,8 @@ ROLES = ("viewer", "operator", "admin")
 ACTIVE_STATUSES = ("starting", "running")
 FINISHED_STATUSES = ("completed", "failed", "cancelled")
 _ID_ALPHABET = string.ascii_letters + string.digits
+# Organization ids end up in sync ids and RQ job ids, which allow only these characters.
+ORG_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def utcnow():
@@ -80,6 +83,12 @@ class Organization(db.Model):
     sync_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @validates("id")
+    def _validate_id(self, key, value):
+        if not ORG_ID_PATTERN.match(value or ""):
+            raise ValueError("organization ids use letters, digits, '_' and '-' (at most 64)")
+        return value
 
     def set_api_key(self, api_key):
         """Store a Cliniko key encrypted; remember only its shard and last four characters."""

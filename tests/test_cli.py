@@ -17,6 +17,8 @@ def test_orgs_users_tokens(app):
     assert org.api_key == "KEYKEY5678-uk1"
 
     assert runner.invoke(args=["orgs", "create", "org_cli", "--name", "Again"]).exit_code != 0
+    bad = runner.invoke(args=["orgs", "create", "org.with.dots", "--name", "Bad"])
+    assert bad.exit_code != 0 and "letters, digits" in bad.output
 
     result = runner.invoke(
         args=[

@@ -125,6 +125,7 @@ def tick():
     orgs = db.session.execute(select(Organization).order_by(Organization.id)).scalars().all()
     for org in orgs:
         refresh_activity(org.id)
+        db.session.commit()  # else orgs after the last start_sync lose it when the job's context ends
         if not org.sync_enabled or not org.has_credentials:
             continue
         if active_run(org.id) is not None:

@@ -11,7 +11,7 @@ import redis
 from flask import current_app
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..config import SYNC_MODES
@@ -160,12 +160,19 @@ def start_import(org, trigger="manual", user=None, label=None):
     return start_sync(org, IMPORT_MODE, trigger, user=user, full=True, kind="import", label=label)
 
 
-def _finish(run, status, error=None):
-    run.status = status
-    run.completed_at = utcnow()
-    run.current_operation = None
-    if error is not None:
-        run.errors = [*(run.errors or []), error]
+def _compare_and_set(run, expected, **values):
+    """Update the run only if its row still shows `expected` (column: value); tell whether it did.
+
+    Workers, cleanup and people change runs concurrently: a decision made on a stale copy
+    of the row must not overwrite what happened meanwhile.
+    """
+    stmt = update(SyncRun).where(SyncRun.id == run.id)
+    for column, value in expected.items():
+        stmt = stmt.where(getattr(SyncRun, column).is_not_distinct_from(value))
+    done = db.session.execute(stmt.values(**values).execution_options(synchronize_session=False)).rowcount
+    db.session.commit()
+    db.session.refresh(run)
+    return done == 1
 
 
 def error_entry(error_type, error_code, message, entity=None):
@@ -183,21 +190,28 @@ def error_entry(error_type, error_code, message, entity=None):
 
 def cancel_run(run):
     """Cancel a run: a `starting` one at once, a `running` one at its next page; 409 if finished."""
-    if run.status == "starting":
-        _finish(run, "cancelled")
-        run.current_step = "Cancelled"
-        db.session.commit()
+    now = utcnow()
+    if _compare_and_set(
+        run,
+        {"status": "starting"},
+        status="cancelled",
+        completed_at=now,
+        current_step="Cancelled",
+        current_operation=None,
+    ):
         try:
             Job.fetch(run.job_id, connection=get_redis()).cancel()
         except (NoSuchJobError, redis.RedisError, QueueUnavailable):
             pass  # the job exits on its own when it sees the row is no longer `starting`
-    elif run.status == "running":
-        run.cancel_requested = True
-        run.current_operation = "Cancelling after the current page"
-        db.session.commit()
-    else:
-        raise SyncNotActive(f"Sync {run.sync_id} already finished ({run.status})", status=run.status)
-    return run
+        return run
+    if _compare_and_set(
+        run,
+        {"status": "running"},
+        cancel_requested=True,
+        current_operation="Cancelling after the current page",
+    ):
+        return run
+    raise SyncNotActive(f"Sync {run.sync_id} already finished ({run.status})", status=run.status)
 
 
 def _job_lost(run, conn, now):
@@ -225,20 +239,28 @@ def cleanup_stale(org_ids=None):
     except (redis.RedisError, QueueUnavailable):
         conn = None
     cleaned = []
-    for run in db.session.execute(stmt).scalars():
+    for run in db.session.execute(stmt).scalars().all():
         last_sign = run.heartbeat_at or run.started_at or run.created_at
-        if last_sign < threshold:
+        # A `starting` run has no heartbeat yet: it may wait in the queue behind busy workers,
+        # so only a lost job makes it stale (design.md), never its age.
+        if run.status == "running" and last_sign < threshold:
             reason = f"No heartbeat since {last_sign:%Y-%m-%d %H:%M:%S} UTC; the worker was lost"
         elif _job_lost(run, conn, now):
             reason = "The worker job for this sync is gone or failed"
         else:
             continue
-        _finish(run, "failed", error_entry("internal_error", "SYNC_STALE", reason))
-        run.current_step = "Failed (stale)"
-        cleaned.append(run)
-    db.session.commit()
-    for run in cleaned:
-        log.warning("cleaned up stale sync %s", run.sync_id)
+        seen = {"status": run.status, "heartbeat_at": run.heartbeat_at}
+        if _compare_and_set(
+            run,
+            seen,
+            status="failed",
+            completed_at=now,
+            current_step="Failed (stale)",
+            current_operation=None,
+            errors=[*(run.errors or []), error_entry("internal_error", "SYNC_STALE", reason)],
+        ):
+            log.warning("cleaned up stale sync %s: %s", run.sync_id, reason)
+            cleaned.append(run)
     return cleaned
 
 
@@ -421,3 +443,52 @@ def find_run(sync_id, org_ids):
     if org_ids is not None:
         stmt = stmt.where(SyncRun.organization_id.in_(list(org_ids)))
     return db.session.execute(stmt).scalar_one_or_none()
+
+
+# -- read-side helpers for the dashboard (web/) ----------------------------------------------
+
+
+def last_finished_run(org_id):
+    """Return the organization's most recent finished run, or None."""
+    stmt = (
+        select(SyncRun)
+        .where(SyncRun.organization_id == org_id, SyncRun.status.in_(("completed", "failed", "cancelled")))
+        .order_by(SyncRun.created_at.desc(), SyncRun.id.desc())
+        .limit(1)
+    )
+    return db.session.execute(stmt).scalar_one_or_none()
+
+
+def latest_run(org_id):
+    """Return the organization's active run, else its most recent one, or None."""
+    stmt = (
+        select(SyncRun)
+        .where(SyncRun.organization_id == org_id)
+        .order_by(SyncRun.created_at.desc(), SyncRun.id.desc())
+        .limit(1)
+    )
+    return active_run(org_id) or db.session.execute(stmt).scalar_one_or_none()
+
+
+def sync_marks(org_id):
+    """Return the organization's high-water marks by entity (freshness per entity)."""
+    from ..models import SyncMark
+
+    stmt = select(SyncMark).where(SyncMark.organization_id == org_id)
+    return {mark.entity: mark for mark in db.session.execute(stmt).scalars()}
+
+
+def scheduler_state():
+    """Return {"active": scheduler seen and tick registered, "next_run": when the tick is due (UTC) or None}."""
+    from datetime import UTC, datetime
+
+    from rq_scheduler import Scheduler
+
+    from .scheduler import TICK_JOB_ID, scheduler_active
+
+    active = scheduler_active()
+    try:
+        score = get_redis().zscore(Scheduler.scheduled_jobs_key, TICK_JOB_ID) if active else None
+    except (redis.RedisError, QueueUnavailable):
+        score = None
+    return {"active": active, "next_run": None if score is None else datetime.fromtimestamp(score, UTC)}
