@@ -156,7 +156,9 @@ def _load_user(user_id):
 
 def init_app(app):
     """Hook authentication and CSRF into the request cycle."""
-    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
+    # We run the check ourselves (below) so bearer requests can skip it; Flask-WTF's own
+    # default check (switched on by csrf.init_app) would refuse them.
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False
     login_manager.login_view = "auth.login"
 
     @app.before_request

@@ -88,6 +88,13 @@ def load_config(instance_path, env=None, overrides=None):
         "CLINIKO_USER_AGENT": env.get("CLINIKO_USER_AGENT") or "Routiq Admin (ops@example.com)",
         "CLINIKO_RATE_LIMIT_PER_MINUTE": int(env.get("CLINIKO_RATE_LIMIT_PER_MINUTE", 200)),
         "CLINIKO_TIMEOUT_SECONDS": float(env.get("CLINIKO_TIMEOUT_SECONDS", 30)),
+        "API_RATE_LIMIT_WORK_PER_MINUTE": int(env.get("API_RATE_LIMIT_WORK_PER_MINUTE", 60)),
+        "API_RATE_LIMIT_READ_PER_MINUTE": int(env.get("API_RATE_LIMIT_READ_PER_MINUTE", 3000)),
+        "LOGIN_MAX_FAILURES": int(env.get("LOGIN_MAX_FAILURES", 5)),
+        "LOGIN_MAX_FAILURES_PER_ADDRESS": int(env.get("LOGIN_MAX_FAILURES_PER_ADDRESS", 50)),
+        "LOGIN_THROTTLE_SECONDS": int(env.get("LOGIN_THROTTLE_SECONDS", 900)),
+        # Procfile hosts put one router in front of the app; trust its X-Forwarded-* headers.
+        "TRUSTED_PROXIES": int(env.get("TRUSTED_PROXIES", 1 if app_env == "production" else 0)),
         "CORS_ORIGINS": [o.strip() for o in env.get("CORS_ORIGINS", "").split(",") if o.strip()],
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -1,11 +1,37 @@
-"""JSON API blueprints."""
+"""JSON API blueprints, the error envelope, our own rate limits and CORS."""
+
+from flask import request
 
 from .errors import register_error_handlers
 
+CORS_ALLOW_HEADERS = "Authorization, Content-Type, X-Organization-ID, X-CSRFToken"
+CORS_EXPOSE_HEADERS = "Retry-After"
+
 
 def register_api(app):
-    """Register the API blueprints and the error envelope."""
-    from . import orgs
+    """Register the API blueprints, the error envelope, the limits and CORS."""
+    from . import cliniko, docs, limits, orgs, sync
 
     register_error_handlers(app)
-    app.register_blueprint(orgs.bp)
+    for module in (orgs, sync, cliniko, docs):
+        app.register_blueprint(module.bp)
+    app.before_request(limits.check)
+    app.after_request(_cors)
+
+
+def _cors(response):
+    """Let the origins in CORS_ORIGINS call the API from a browser (none by default)."""
+    from flask import current_app
+
+    origin = request.headers.get("Origin")
+    allowed = current_app.config.get("CORS_ORIGINS") or ()
+    if not origin or not request.path.startswith("/api/") or not (origin in allowed or "*" in allowed):
+        return response
+    response.headers["Access-Control-Allow-Origin"] = origin
+    response.vary.add("Origin")
+    response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
+    if request.method == "OPTIONS":
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        response.headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
+        response.headers["Access-Control-Max-Age"] = "600"
+    return response

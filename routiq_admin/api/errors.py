@@ -7,7 +7,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from ..errors import AppError
+from ..errors import TITLES, AppError
 from ..timefmt import iso
 
 log = logging.getLogger(__name__)
@@ -36,14 +36,23 @@ def envelope(err):
     body = {
         "success": False,
         "error": err.title,
-        "details": err.details(),
+        # The guide's envelope always shows retry_after: null unless there is something to wait for.
+        "details": {"retry_after": None, **err.details()},
         "timestamp": iso(utcnow()),
     }
     response = jsonify(body)
-    response.status_code = err.http_status
+    set_status(response, err.http_status)
     if err.error_type == "rate_limit_exceeded" and err.retry_after is not None:
         response.headers["Retry-After"] = str(int(err.retry_after))
     return response
+
+
+def set_status(response, code):
+    """Set the status; a 429 carries the reason phrase the guide's `safeTriggerSync` looks for."""
+    if code == 429:
+        response.status = f"429 {TITLES['rate_limit_exceeded']}"
+    else:
+        response.status_code = code
 
 
 def _browser_error(err):
@@ -69,6 +78,11 @@ def register_error_handlers(app):
 
     @app.errorhandler(CSRFError)
     def _csrf(exc):
+        from ..auth import Unauthorized, current_principal
+
+        if wants_json() and current_principal() is None:
+            # Nobody is signed in, so there is no session to protect: the answer is 401.
+            return handle_app_error(Unauthorized("Authentication required"))
         return handle_app_error(
             AppError("CSRF token missing or invalid", error_type="forbidden", error_code="CSRF_FAILED")
         )
@@ -82,7 +96,7 @@ def register_error_handlers(app):
         error_type = HTTP_TO_TYPE.get(exc.code, "internal_error" if exc.code >= 500 else "validation_error")
         err = AppError(exc.description or exc.name, error_type=error_type)
         response = envelope(err)
-        response.status_code = exc.code
+        set_status(response, exc.code)
         if exc.code == 405 and getattr(exc, "valid_methods", None):
             response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response

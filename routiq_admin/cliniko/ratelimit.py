@@ -26,6 +26,16 @@ local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return tostring(tonumber(oldest[2]) + window - now)
 """
 
+
+def take_slot(redis, key, limit, window_seconds):
+    """Take a slot in the sliding window at `key` (0.0), or return the seconds until one frees.
+
+    Redis errors propagate: each caller decides how to fail open.
+    """
+    args = [window_seconds, limit, uuid.uuid4().hex]
+    return max(0.0, float(redis.eval(_ACQUIRE, 1, key, *args)))
+
+
 _local_windows = {}
 _local_lock = threading.Lock()
 
@@ -40,17 +50,15 @@ class SharedRateLimiter:
         self.key = f"routiq:cliniko:ratelimit:{key}"
         self.limit = int(per_minute)
         self.window = float(window_seconds)
-        self._script = redis.register_script(_ACQUIRE) if redis is not None else None
         self._degraded = False
         with _local_lock:
             self._local = _local_windows.setdefault(self.key, (threading.Lock(), deque()))
 
     def acquire(self):
         """Take a slot and return 0.0, or return the seconds to wait before trying again."""
-        if self._script is not None:
+        if self.redis is not None:
             try:
-                args = [self.window, self.limit, uuid.uuid4().hex]
-                wait = max(0.0, float(self._script(keys=[self.key], args=args)))
+                wait = take_slot(self.redis, self.key, self.limit, self.window)
             except (
                 Exception
             ) as exc:  # a Redis outage must not stop a sync: keep this process within the limit

@@ -2,11 +2,20 @@
 
 
 def register_web(app):
-    """Register the dashboard blueprints."""
-    from . import auth, orgs
+    """Register the dashboard blueprints, template filters and the `Vary: HX-Request` header."""
+    from . import admin, appointments, auth, common, orgs, patients, settings, syncs
 
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(orgs.bp)
+    for module in (auth, orgs, syncs, patients, appointments, settings, admin):
+        app.register_blueprint(module.bp)
+
+    app.jinja_env.filters.update(
+        localtime=common.localtime,
+        reltime=common.reltime,
+        duration=common.duration,
+        isotime=common.iso,
+        thousands=lambda n: f"{n or 0:,}",
+    )
+    app.jinja_env.globals.update(can=common.can)
 
     @app.after_request
     def _vary_on_htmx(response):

@@ -1,15 +1,20 @@
-"""Log in and out."""
+"""Log in and out, with throttling of failed logins and same-site `next=` redirects."""
 
+import hashlib
+import math
+import threading
+import time
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_login import login_user, logout_user
+import redis
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired
 
-from ..extensions import db
+from ..extensions import QueueUnavailable, db, get_redis
 from ..models import User, utcnow
 
 bp = Blueprint("auth", __name__)
@@ -22,26 +27,120 @@ class LoginForm(FlaskForm):
 
 def safe_next(target):
     """Return `target` if it is a same-site path, else the organizations page."""
-    if target:
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
         parts = urlsplit(target)
-        if not parts.scheme and not parts.netloc and target.startswith("/") and not target.startswith("//"):
-            if "\\" not in target:
-                return target
+        if not parts.scheme and not parts.netloc and "\\" not in target and target.isprintable():
+            return target
     return url_for("orgs.index")
+
+
+class FailedLogins:
+    """Count failed logins per account and per client address in Redis (memory if Redis is down).
+
+    Keys hold a hash of the email, never the email itself.
+    """
+
+    _memory = {}
+    _lock = threading.Lock()
+
+    def __init__(self, email, address):
+        digest = hashlib.sha256(email.encode()).hexdigest()[:32]
+        self.keys = {
+            f"routiq:login-fail:acct:{digest}": current_app.config["LOGIN_MAX_FAILURES"],
+            f"routiq:login-fail:addr:{address}": current_app.config["LOGIN_MAX_FAILURES_PER_ADDRESS"],
+        }
+        self.window = current_app.config["LOGIN_THROTTLE_SECONDS"]
+
+    def _redis(self):
+        try:
+            return get_redis()
+        except QueueUnavailable:
+            return None
+
+    def blocked_for(self):
+        """Return the seconds left before another attempt is allowed (0 = allowed)."""
+        conn, wait = self._redis(), 0
+        for key, limit in self.keys.items():
+            count, ttl = self._read(conn, key)
+            if count >= limit:
+                wait = max(wait, ttl or self.window)
+        return wait
+
+    def _read(self, conn, key):
+        if conn is not None:
+            try:
+                pipe = conn.pipeline()
+                pipe.get(key)
+                pipe.ttl(key)
+                count, ttl = pipe.execute()
+                return int(count or 0), max(0, ttl or 0)
+            except redis.RedisError:
+                pass
+        with self._lock:
+            count, until = self._memory.get(key, (0, 0))
+            left = until - time.monotonic()
+            return (count, math.ceil(left)) if left > 0 else (0, 0)
+
+    def record(self):
+        """Count one more failure on every key."""
+        conn = self._redis()
+        for key in self.keys:
+            if conn is not None:
+                try:
+                    pipe = conn.pipeline()
+                    pipe.set(key, 0, ex=self.window, nx=True)
+                    pipe.incr(key)
+                    pipe.execute()
+                    continue
+                except redis.RedisError:
+                    pass
+            with self._lock:
+                count, until = self._memory.get(key, (0, 0))
+                if until <= time.monotonic():
+                    count, until = 0, time.monotonic() + self.window
+                self._memory[key] = (count + 1, until)
+
+    def clear_account(self):
+        """Forget the account's failures after a successful login."""
+        key = next(iter(self.keys))
+        with self._lock:
+            self._memory.pop(key, None)
+        conn = self._redis()
+        if conn is not None:
+            try:
+                conn.delete(key)
+            except redis.RedisError:
+                pass
+
+
+def _too_many(form, wait):
+    minutes = max(1, math.ceil(wait / 60))
+    flash(f"Too many failed attempts. Try again in {minutes} minute{'s' if minutes > 1 else ''}.", "error")
+    response = current_app.make_response((render_template("auth/login.html", form=form), 429))
+    response.headers["Retry-After"] = str(int(wait))
+    return response
 
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     """Show the login form and sign a person in."""
+    if current_user.is_authenticated and request.method == "GET":
+        return redirect(safe_next(request.args.get("next")))
     form = LoginForm()
     if form.validate_on_submit():
         email = form.email.data.strip().lower()
+        throttle = FailedLogins(email, request.remote_addr or "unknown")
+        wait = throttle.blocked_for()
+        if wait:
+            return _too_many(form, wait)
         user = db.session.execute(select(User).where(func.lower(User.email) == email)).scalar_one_or_none()
         if user and user.check_password(form.password.data):
+            throttle.clear_account()
             user.last_login_at = utcnow()
             db.session.commit()
             login_user(user)
             return redirect(safe_next(request.args.get("next")))
+        throttle.record()
         flash("Wrong email or password.", "error")
         return render_template("auth/login.html", form=form), 401
     return render_template("auth/login.html", form=form)

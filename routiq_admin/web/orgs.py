@@ -1,14 +1,166 @@
-"""Organizations list."""
+"""Organizations list and the organization page (connection, controls, health, freshness)."""
 
-from flask import Blueprint, render_template
+from flask import Blueprint, flash, redirect, render_template, url_for
+from sqlalchemy import func, select
 
 from ..auth import require_principal, visible_organizations
+from ..extensions import db
+from ..models import SYNCED_MODELS, utcnow
+from ..sync import service
+from . import charts
+from .common import is_htmx, localtime, org_context, org_zone
+from .syncs import MODES, history_context, progress_context
 
 bp = Blueprint("orgs", __name__)
+
+ENTITY_LABELS = {
+    "patients": "Patients",
+    "appointments": "Appointments",
+    "businesses": "Businesses",
+    "practitioners": "Practitioners",
+    "appointment_types": "Appointment types",
+}
+REFERENCE = ("businesses", "practitioners", "appointment_types")
+FAILURE_ALERT, SLOW_ALERT_SECONDS = 2, 600
+
+
+def next_run_label(org, scheduler):
+    """Say when the scheduler will next sync an organization, or why it will not."""
+    if not org.sync_enabled:
+        return "Sync off", None
+    if not org.has_credentials:
+        return "No Cliniko key", None
+    if not scheduler["active"] or scheduler["next_run"] is None:
+        return "Scheduler not running", None
+    return None, max(scheduler["next_run"], utcnow())
+
+
+def mini_context(org):
+    """Build the live mini status of one organization (list row); no Redis call."""
+    run = service.active_run(org.id)
+    percent = round(run.progress_percentage or 0, 1) if run else 0
+    return {"org": org, "run": run, "percent": percent, "sync_status": service.sync_status(org)}
 
 
 @bp.get("/")
 def index():
     """List every organization the signed-in person looks after."""
     principal = require_principal()
-    return render_template("orgs/index.html", organizations=visible_organizations(), principal=principal)
+    scheduler = service.scheduler_state()
+    rows = []
+    for org in visible_organizations():
+        reason, next_at = next_run_label(org, scheduler)
+        total, active = service.patient_counts(org.id)
+        rows.append(
+            {
+                **mini_context(org),
+                "role": principal.role_in(org.id),
+                "last": service.last_finished_run(org.id),
+                "total_patients": total,
+                "active_patients": active,
+                "next_reason": reason,
+                "next_at": next_at,
+                "tz": org_zone(org),
+            }
+        )
+    return render_template("orgs/index.html", rows=rows, principal=principal)
+
+
+@bp.get("/orgs/<org_id>/status")
+def status(org_id):
+    """Return an organization's live mini status (polled while a run is active)."""
+    org, _ = org_context(org_id)
+    if not is_htmx():
+        return redirect(url_for("orgs.show", org_id=org.id))
+    return render_template("orgs/_status.html", **mini_context(org))
+
+
+def summary_context(org):
+    """Build health, freshness and the recent-runs chart."""
+    tz = org_zone(org)
+    data = service.history(org.id, limit=20)
+    finished = [r for r in reversed(data["runs"]) if not r.is_active]
+    failures = service.recent_failures(org.id)
+    average = data["average_sync_duration_seconds"]
+    alerts = []
+    if failures > FAILURE_ALERT:
+        alerts.append(f"High failure rate: {failures} failures in last 24h")
+    if average > SLOW_ALERT_SECONDS:
+        alerts.append(f"Slow sync performance: {average}s average")
+    marks = service.sync_marks(org.id)
+    # Reference data has no mark: every completed comprehensive run fetches it whole.
+    whole = service.history(org.id, limit=1, status="completed", mode="comprehensive")["runs"]
+    freshness = []
+    for entity, label in ENTITY_LABELS.items():
+        model = SYNCED_MODELS[entity]
+        stored = db.session.execute(select(func.count()).where(model.organization_id == org.id)).scalar()
+        mark = marks.get(entity)
+        if mark is not None:
+            synced, as_of = mark.last_success_at, mark.watermark
+        elif entity in REFERENCE and whole:
+            synced, as_of = whole[0].completed_at, whole[0].started_at
+        else:
+            synced = as_of = None
+        freshness.append({"label": label, "synced": synced, "as_of": as_of, "stored": stored})
+    return {
+        "org": org,
+        "tz": tz,
+        "hist": data,
+        "failures": failures,
+        "average": average,
+        "alerts": alerts,
+        "freshness": freshness,
+        "chart": charts.run_chart(finished, tz, localtime),
+        "sync_status": service.sync_status(org),
+    }
+
+
+@bp.get("/orgs/<org_id>/summary")
+def summary(org_id):
+    """Return health, freshness and the chart (refreshed when a run finishes)."""
+    org, _ = org_context(org_id)
+    if not is_htmx():
+        return redirect(url_for("orgs.show", org_id=org.id))
+    return render_template("orgs/_summary.html", s=summary_context(org))
+
+
+@bp.get("/orgs/<org_id>")
+def show(org_id):
+    """Show one organization: connection, controls, live progress, health, history."""
+    org, role = org_context(org_id)
+    return render_template(
+        "orgs/show.html",
+        org=org,
+        role=role,
+        tz=org_zone(org),
+        modes=MODES,
+        p=progress_context(org, role, service.latest_run(org.id)),
+        s=summary_context(org),
+        h=history_context(org, role),
+        connection=None,
+    )
+
+
+@bp.get("/orgs/<org_id>/connection")
+def connection(org_id):
+    """Return the connection card (refreshed when a run finishes: runs record credential checks)."""
+    org, role = org_context(org_id)
+    if not is_htmx():
+        return redirect(url_for("orgs.show", org_id=org.id))
+    return render_template("orgs/_connection.html", org=org, role=role, tz=org_zone(org), connection=None)
+
+
+@bp.post("/orgs/<org_id>/test-connection")
+def test_connection(org_id):
+    """Call Cliniko now and show the outcome inline (with the response time)."""
+    org, role = org_context(org_id, "operator")
+    result = service.check_connection(org)
+    if not is_htmx():
+        ok = result["success"]
+        ms = f" in {result['response_time_ms']} ms" if result.get("response_time_ms") is not None else ""
+        flash(
+            f"Connection {result['connection_status']}{ms}: {result.get('message', '')}",
+            "info" if ok else "error",
+        )
+        return redirect(url_for("orgs.show", org_id=org.id))
+    return render_template("orgs/_connection.html", org=org, role=role, tz=org_zone(org), connection=result)

@@ -1,0 +1,158 @@
+"""Helpers the dashboard views share: htmx detection, time zones, formatting, paging."""
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask import g, request
+from sqlalchemy import func, select
+from werkzeug.exceptions import BadRequest
+
+from ..auth import require_org, require_principal, role_at_least
+from ..extensions import db
+from ..models import Business, for_org, utcnow
+
+PER_PAGE = 25
+
+
+def is_htmx():
+    """Tell whether htmx asked for a fragment (a history restore wants the full page)."""
+    return request.headers.get("HX-Request") == "true" and not request.headers.get(
+        "HX-History-Restore-Request"
+    )
+
+
+def org_context(org_id, role="viewer"):
+    """Return (org, the caller's role there) after the role check."""
+    org = require_org(org_id, role)
+    return org, require_principal().role_in(org.id)
+
+
+def valid_zone(name):
+    """Tell whether `name` is an IANA time zone this machine knows."""
+    try:
+        ZoneInfo(name)
+        return True
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+
+
+def zone(name):
+    """Return a tzinfo for an IANA name, UTC when unknown."""
+    try:
+        return ZoneInfo(name) if name else UTC
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+def org_zone(org):
+    """Return the zone an organization's times are shown in: its first business's, else its own."""
+    cache = g.setdefault("_org_zones", {})
+    if org.id not in cache:
+        name = db.session.execute(
+            for_org(Business, org.id)
+            .where(Business.archived_at.is_(None), Business.time_zone_identifier.is_not(None))
+            .order_by(Business.id)
+            .limit(1)
+        ).scalar()
+        cache[org.id] = zone(name.time_zone_identifier if name else org.time_zone)
+    return cache[org.id]
+
+
+def localtime(value, tz=UTC, fmt="%d %b %Y %H:%M"):
+    """Format an aware datetime in a zone, with the zone's abbreviation."""
+    if value is None:
+        return "—"
+    local = value.astimezone(tz)
+    return f"{local.strftime(fmt)} {local.tzname()}"
+
+
+def _span(seconds):
+    seconds = abs(seconds)
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit}"
+    return f"{int(seconds)} s"
+
+
+def reltime(value, now=None):
+    """Return '3 min ago' / 'in 5 min' for an aware datetime."""
+    if value is None:
+        return "never"
+    delta = ((now or utcnow()) - value).total_seconds()
+    if abs(delta) < 5:
+        return "just now"
+    return f"{_span(delta)} ago" if delta > 0 else f"in {_span(delta)}"
+
+
+def duration(seconds):
+    """Return a short human duration: '45 s', '2 min 5 s', '1 h 3 min'."""
+    if seconds is None:
+        return "—"
+    seconds = max(0, float(seconds))
+    if seconds < 60:
+        return f"{seconds:.1f} s" if seconds < 10 else f"{int(seconds)} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60)} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+
+
+def iso(value):
+    """Return an ISO 8601 string for <time datetime>."""
+    return value.astimezone(UTC).isoformat(timespec="seconds") if value else ""
+
+
+@dataclass
+class Page:
+    """One page of rows plus what the pager needs."""
+
+    items: list
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self):
+        return max(1, math.ceil(self.total / self.per_page))
+
+    @property
+    def has_prev(self):
+        return self.page > 1
+
+    @property
+    def has_next(self):
+        return self.page < self.pages
+
+
+def page_number():
+    """Return the `page` query argument (1 when absent or bad)."""
+    return max(1, min(request.args.get("page", 1, type=int) or 1, 100000))
+
+
+def paginate(stmt, page, per_page=PER_PAGE, scalars=True):
+    """Run a select for one page and count all its rows."""
+    total = db.session.execute(select(func.count()).select_from(stmt.order_by(None).subquery())).scalar()
+    result = db.session.execute(stmt.limit(per_page).offset((page - 1) * per_page))
+    return Page(list(result.scalars() if scalars else result.all()), page, per_page, total)
+
+
+def choice(name, allowed):
+    """Return a query argument if it is one of `allowed`, '' when absent; 400 otherwise."""
+    value = request.args.get(name, "").strip()
+    if value and value not in allowed:
+        raise BadRequest(f"Unknown {name}")
+    return value
+
+
+def can(role, needed):
+    """Tell whether a role grants `needed` (templates use it to hide buttons)."""
+    return bool(role) and role_at_least(role, needed)
+
+
+def utc_from_local(day, tz, end=False):
+    """Return the UTC instant a local calendar day starts (or ends, when end=True)."""
+    from datetime import timedelta
+
+    start = datetime(day.year, day.month, day.day, tzinfo=tz)
+    return (start + timedelta(days=1) if end else start).astimezone(UTC)

@@ -1,0 +1,179 @@
+"""Organization settings for its admins: Cliniko key, sync switch, members, API tokens."""
+
+from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
+from sqlalchemy import func, select
+
+from ..auth import require_person, require_principal
+from ..extensions import db
+from ..models import ROLES, ApiToken, Membership, User, get_for_org, utcnow
+from .common import org_zone, valid_zone
+
+bp = Blueprint("settings", __name__, url_prefix="/orgs/<org_id>/settings")
+
+
+def _admin(org_id):
+    return require_person(org_id, "admin"), require_principal().user
+
+
+def _back(org):
+    return redirect(url_for("settings.index", org_id=org.id))
+
+
+def _page(org, user, new_token=None, status=200):
+    members = db.session.execute(
+        select(Membership, User).join(User).where(Membership.organization_id == org.id).order_by(User.email)
+    ).all()
+    tokens = db.session.execute(
+        select(ApiToken).where(ApiToken.organization_id == org.id).order_by(ApiToken.created_at.desc())
+    ).scalars()
+    response = make_response(
+        render_template(
+            "settings/index.html",
+            org=org,
+            role="admin",
+            me=user,
+            tz=org_zone(org),
+            members=members,
+            tokens=list(tokens),
+            roles=ROLES,
+            new_token=new_token,
+        ),
+        status,
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("")
+def index(org_id):
+    """Show the settings page."""
+    org, user = _admin(org_id)
+    return _page(org, user)
+
+
+@bp.post("/cliniko")
+def cliniko(org_id):
+    """Replace or remove the Cliniko API key (write-only: it is never shown again)."""
+    org, _ = _admin(org_id)
+    if request.form.get("action") == "remove":
+        org.set_api_key(None)
+        flash("Cliniko API key removed.", "info")
+    else:
+        key = request.form.get("api_key", "").strip()
+        if not key or len(key) > 500 or any(c.isspace() for c in key):
+            flash("Paste a Cliniko API key (no spaces).", "error")
+            return _back(org)
+        org.set_api_key(key)
+        flash(
+            f"Cliniko API key saved ({org.masked_key}, region {org.cliniko_shard}). Test the connection.",
+            "info",
+        )
+    db.session.commit()
+    return _back(org)
+
+
+@bp.post("/sync")
+def sync(org_id):
+    """Turn scheduled syncing on or off and set the organization's time zone."""
+    org, _ = _admin(org_id)
+    org.sync_enabled = request.form.get("sync_enabled") in ("1", "on", "true")
+    name = request.form.get("time_zone", "").strip() or "UTC"
+    if name != "UTC" and not valid_zone(name):
+        flash(f"Unknown time zone {name!r}; use an IANA name such as Australia/Sydney.", "error")
+        return _back(org)
+    org.time_zone = name
+    db.session.commit()
+    flash(f"Scheduled sync {'on' if org.sync_enabled else 'off'}; time zone {org.time_zone}.", "info")
+    return _back(org)
+
+
+@bp.post("/members")
+def add_member(org_id):
+    """Give a person a role here, creating their account when it does not exist."""
+    org, _ = _admin(org_id)
+    email = request.form.get("email", "").strip().lower()
+    role = request.form.get("role", "")
+    password = request.form.get("password", "")
+    if "@" not in email or len(email) > 254 or role not in ROLES:
+        flash("Give an email address and a role.", "error")
+        return _back(org)
+    user = db.session.execute(select(User).where(func.lower(User.email) == email)).scalar_one_or_none()
+    if user is None:
+        if len(password) < 8:
+            flash(f"{email} has no account yet: give them an initial password of 8+ characters.", "error")
+            return _back(org)
+        user = User(email=email)
+        user.set_password(password)
+        db.session.add(user)
+        db.session.flush()
+    elif get_for_org(Membership, org.id, user_id=user.id):
+        flash(f"{email} is already a member; change their role below.", "error")
+        return _back(org)
+    db.session.add(Membership(user_id=user.id, organization_id=org.id, role=role))
+    db.session.commit()
+    flash(f"{email} added as {role}.", "info")
+    return _back(org)
+
+
+def _membership(org, membership_id, me):
+    membership = get_for_org(Membership, org.id, id=membership_id)
+    if membership is None:
+        return None, "No such member."
+    if membership.user_id == me.id:
+        return None, "You cannot change your own membership; ask another admin."
+    return membership, None
+
+
+@bp.post("/members/<int:membership_id>")
+def change_role(org_id, membership_id):
+    """Change a member's role."""
+    org, me = _admin(org_id)
+    membership, problem = _membership(org, membership_id, me)
+    role = request.form.get("role", "")
+    if problem or role not in ROLES:
+        flash(problem or "Unknown role.", "error")
+        return _back(org)
+    membership.role = role
+    db.session.commit()
+    flash(f"{membership.user.email} is now {role}.", "info")
+    return _back(org)
+
+
+@bp.post("/members/<int:membership_id>/remove")
+def remove_member(org_id, membership_id):
+    """Remove a member from the organization (their account stays)."""
+    org, me = _admin(org_id)
+    membership, problem = _membership(org, membership_id, me)
+    if problem:
+        flash(problem, "error")
+        return _back(org)
+    email = membership.user.email
+    db.session.delete(membership)
+    db.session.commit()
+    flash(f"{email} removed.", "info")
+    return _back(org)
+
+
+@bp.post("/tokens")
+def create_token(org_id):
+    """Create an API token for this organization; its value is shown once, on this response."""
+    org, me = _admin(org_id)
+    name = request.form.get("name", "").strip()[:120] or "API token"
+    row, clear = ApiToken.issue(name=name, organization_id=org.id, user=me)
+    db.session.add(row)
+    db.session.commit()
+    return _page(org, me, new_token={"row": row, "value": clear})
+
+
+@bp.post("/tokens/<int:token_id>/revoke")
+def revoke_token(org_id, token_id):
+    """Revoke an API token at once."""
+    org, _ = _admin(org_id)
+    token = get_for_org(ApiToken, org.id, id=token_id)
+    if token is None:
+        flash("No such token.", "error")
+    elif token.revoked_at is None:
+        token.revoked_at = utcnow()
+        db.session.commit()
+        flash(f"Token {token.name} ({token.token_prefix}…) revoked.", "info")
+    return _back(org)
