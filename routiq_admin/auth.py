@@ -11,24 +11,12 @@ from flask import g, request
 from flask_login import current_user
 from sqlalchemy import select
 
-from .errors import AppError
+from .errors import Forbidden, NotFound, Unauthorized
 from .extensions import csrf, db, login_manager
 from .models import ROLES, ApiToken, Organization, User, hash_token, utcnow
 
 TOKEN_ROLE = "operator"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-
-
-class Unauthorized(AppError):
-    error_type = "unauthorized"
-
-
-class Forbidden(AppError):
-    error_type = "forbidden"
-
-
-class NotFound(AppError):
-    error_type = "not_found"
 
 
 def role_at_least(role, needed):

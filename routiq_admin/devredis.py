@@ -36,25 +36,7 @@ def command(port, data_dir=None):
 def start(port=None, data_dir=None):
     """Start an embedded redis-server; return (process, url) once it answers PING."""
     port = port or free_port()
-    data_dir = data_dir or os.getcwd()
-    proc = subprocess.Popen(
-        [
-            binary(),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(data_dir),
-            "--loglevel",
-            "warning",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    proc = subprocess.Popen(command(port, data_dir), stdout=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
     for _ in range(200):
@@ -72,22 +54,7 @@ def start(port=None, data_dir=None):
 def main():
     """Run the embedded server in the foreground (`python -m routiq_admin.devredis PORT`)."""
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 6390
-    os.execv(
-        binary(),
-        [
-            binary(),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--loglevel",
-            "warning",
-        ],
-    )
+    os.execv(binary(), command(port))
 
 
 if __name__ == "__main__":

@@ -87,3 +87,37 @@ class AppError(Exception):
 
     def __repr__(self):
         return f"{type(self).__name__}({self.error_type}, {self.error_code}, {self.message!r})"
+
+
+class Unauthorized(AppError):
+    error_type = "unauthorized"
+
+
+class Forbidden(AppError):
+    error_type = "forbidden"
+
+
+class NotFound(AppError):
+    error_type = "not_found"
+
+
+class ValidationError(AppError):
+    error_type = "validation_error"
+
+
+class SyncAlreadyRunning(AppError):
+    error_type = "sync_already_running"
+
+
+class SyncNotActive(AppError):
+    error_type = "sync_not_active"
+
+
+class QueueUnavailable(AppError):
+    """Redis is not reachable: nothing was enqueued."""
+
+    error_type = "queue_unavailable"
+
+
+class RateLimited(AppError):
+    error_type = "rate_limit_exceeded"

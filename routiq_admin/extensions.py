@@ -9,7 +9,7 @@ from flask_wtf import CSRFProtect
 from rq import Queue
 from sqlalchemy.orm import DeclarativeBase
 
-from .errors import AppError
+from .errors import QueueUnavailable
 
 
 class Base(DeclarativeBase):
@@ -20,12 +20,6 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
-
-
-class QueueUnavailable(AppError):
-    """Redis is not reachable: nothing was enqueued."""
-
-    error_type = "queue_unavailable"
 
 
 def get_redis(app=None):

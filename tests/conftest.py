@@ -166,22 +166,31 @@ def wait_for(predicate, timeout=20.0, interval=0.05, message="condition"):
     pytest.fail(f"timed out waiting for {message}")
 
 
+def serve_simulator(**simulator_kwargs):
+    """Yield a Cliniko simulator served over real HTTP (for fixtures)."""
+    from routiq_admin.cliniko.simulator import Simulator, SimulatorServer
+
+    with SimulatorServer(Simulator(**simulator_kwargs)) as server:
+        yield server
+
+
+def app_for(make_app, server):
+    """Yield an app whose Cliniko is `server`, with its context pushed (for fixtures)."""
+    app = make_app(CLINIKO_BASE_URL=server.base_url)
+    with app.app_context():
+        yield app
+
+
 @pytest.fixture
 def sim_server():
     """A fresh Cliniko simulator over real HTTP (the demo clinic's size by default)."""
-    from routiq_admin.cliniko.simulator import Simulator, SimulatorServer
-
-    server = SimulatorServer(Simulator()).start()
-    yield server
-    server.stop()
+    yield from serve_simulator()
 
 
 @pytest.fixture
 def sync_app(make_app, sim_server):
     """An app whose Cliniko is the simulator, with its context pushed."""
-    app = make_app(CLINIKO_BASE_URL=sim_server.base_url)
-    with app.app_context():
-        yield app
+    yield from app_for(make_app, sim_server)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from flask import current_app, request
 
 from ..auth import current_principal
 from ..cliniko.ratelimit import take_slot
-from ..errors import AppError
+from ..errors import RateLimited
 from ..extensions import QueueUnavailable, get_redis
 
 log = logging.getLogger(__name__)
@@ -25,10 +25,6 @@ WINDOW = 60
 WORK_ENDPOINTS = {"api_cliniko.test_connection"}
 # After Redis fails, skip the limiter this long instead of paying a connect timeout per request.
 OPEN_SECONDS = 5.0
-
-
-class ApiRateLimited(AppError):
-    error_type = "rate_limit_exceeded"
 
 
 def bucket():
@@ -60,7 +56,7 @@ def check():
         return
     if wait > 0:
         retry_after = max(1, math.ceil(wait))
-        raise ApiRateLimited(
+        raise RateLimited(
             f"API rate limit exceeded: {limit} {name} requests per minute; retry in {retry_after} s",
             error_code="API_RATE_LIMITED",
             retry_after=retry_after,

@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..config import SYNC_MODES
-from ..errors import AppError
+from ..errors import AppError, SyncAlreadyRunning, SyncNotActive, ValidationError
 from ..extensions import QueueUnavailable, db, get_queue, get_redis
 from ..models import ACTIVE_STATUSES, Patient, SyncRun, utcnow
 
@@ -38,18 +38,6 @@ STEPS = {
 }
 # An RQ job that vanished this soon after its row was committed may still be on its way in.
 JOB_GRACE = timedelta(seconds=30)
-
-
-class ValidationError(AppError):
-    error_type = "validation_error"
-
-
-class SyncAlreadyRunning(AppError):
-    error_type = "sync_already_running"
-
-
-class SyncNotActive(AppError):
-    error_type = "sync_not_active"
 
 
 def validate_mode(mode):

@@ -1,17 +1,13 @@
 """Superuser pages: create organizations."""
 
-import re
-
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from ..auth import Forbidden, require_principal
 from ..extensions import db
-from ..models import Organization, new_org_id
+from ..models import ORG_ID_PATTERN, Organization, new_org_id
 from .common import valid_zone
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-
-ORG_ID = re.compile(r"^[A-Za-z0-9_-]{3,64}$")
 
 
 def _superuser():
@@ -30,8 +26,8 @@ def new_org():
         return render_template("admin/new_org.html", form=form, errors={})
     errors = {}
     org_id = form["id"] or new_org_id()
-    if not ORG_ID.match(org_id):
-        errors["id"] = "Use 3-64 letters, digits, '-' or '_'."
+    if not ORG_ID_PATTERN.match(org_id):
+        errors["id"] = "Use up to 64 letters, digits, '-' or '_'."
     elif db.session.get(Organization, org_id):
         errors["id"] = "An organization with this id exists."
     if not form["name"] or len(form["name"]) > 200:

@@ -9,7 +9,6 @@ from urllib.parse import parse_qs
 import pytest
 from sqlalchemy import func, select
 
-from routiq_admin.cliniko.simulator import Simulator, SimulatorServer
 from routiq_admin.extensions import db
 from routiq_admin.models import (
     Appointment,
@@ -23,7 +22,7 @@ from routiq_admin.models import (
 )
 from routiq_admin.sync.engine import SyncEngine
 from routiq_admin.sync.service import start_sync
-from tests.conftest import start_process, subprocess_env, wait_for
+from tests.conftest import app_for, serve_simulator, start_process, subprocess_env, wait_for
 from tests.factories import make_org
 
 KEY = "sync-test-key-au1"
@@ -182,17 +181,13 @@ def patient_id_of(appointment):
 @pytest.fixture
 def slow_server():
     """A larger, slower simulator (150 ms per request) so a run lasts a few seconds."""
-    server = SimulatorServer(Simulator(patients=2000, appointments=1000, latency_ms=150)).start()
-    yield server
-    server.stop()
+    yield from serve_simulator(patients=2000, appointments=1000, latency_ms=150)
 
 
 @pytest.fixture
 def slow_app(make_app, slow_server):
     """An app pointed at the slow simulator, with its context pushed."""
-    app = make_app(CLINIKO_BASE_URL=slow_server.base_url)
-    with app.app_context():
-        yield app
+    yield from app_for(make_app, slow_server)
 
 
 @pytest.fixture

@@ -4,9 +4,9 @@ import math
 
 import pytest
 
-from routiq_admin.cliniko.simulator import Simulator, SimulatorServer
 from routiq_admin.extensions import db
 from routiq_admin.models import Appointment, Patient, Practitioner
+from tests.conftest import app_for, serve_simulator
 from tests.factories import make_org
 
 from .conftest import (
@@ -24,16 +24,12 @@ from .conftest import (
 @pytest.fixture
 def big_server():
     """A clinic whose activity window references a few hundred patients."""
-    server = SimulatorServer(Simulator(patients=3000, appointments=2500)).start()
-    yield server
-    server.stop()
+    yield from serve_simulator(patients=3000, appointments=2500)
 
 
 @pytest.fixture
 def big_app(make_app, big_server):
-    app = make_app(CLINIKO_BASE_URL=big_server.base_url)
-    with app.app_context():
-        yield app
+    yield from app_for(make_app, big_server)
 
 
 def id_filters(req):

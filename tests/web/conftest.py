@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from tests.conftest import ROOT, start_process, subprocess_env
+from tests.conftest import ROOT, serve_simulator, start_process, subprocess_env
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -88,11 +88,7 @@ def browser():
 @pytest.fixture(scope="module")
 def browser_sim():
     """A Cliniko simulator for a whole module (its latency is set per test)."""
-    from routiq_admin.cliniko.simulator import Simulator, SimulatorServer
-
-    server = SimulatorServer(Simulator()).start()
-    yield server
-    server.stop()
+    yield from serve_simulator()
 
 
 @pytest.fixture(scope="module")
