@@ -1,0 +1,609 @@
+"""Tables and docs/benchmarks.md for bench/run.py."""
+
+import math
+from datetime import UTC, datetime
+
+from . import common
+
+TARGET_E2E = 3.0
+TARGET_SQLITE = 20_000
+TARGET_PG = 10_000
+
+
+# -- formatting --------------------------------------------------------------------------------
+
+
+def table(headers, rows):
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
+    line = "| " + " | ".join(str(h).ljust(w) for h, w in zip(headers, widths, strict=True)) + " |"
+    sep = "| " + " | ".join("-" * w for w in widths) + " |"
+    body = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows]
+    return "\n".join([line, sep, *body])
+
+
+def fmt_s(value, digits=2):
+    return "—" if value is None else f"{value:.{digits}f} s"
+
+
+def e2e_tables(runs):
+    rows = []
+    for i, r in enumerate(runs, 1):
+        f, s = r["first"], r["second"]
+        rows.append(
+            [
+                i,
+                f["status"],
+                fmt_s(f["seconds"]),
+                fmt_s(f["queue_wait_seconds"]),
+                f["cliniko_requests"],
+                f"{f['db']['patients']} / {f['db']['appointments']}",
+                s["status"],
+                fmt_s(s["seconds"]),
+                s["cliniko_requests"],
+            ]
+        )
+    firsts = [r["first"]["seconds"] for r in runs]
+    seconds = [r["second"]["seconds"] for r in runs]
+    rows.append(
+        [
+            "**median**",
+            "",
+            f"**{common.median(firsts):.2f} s**",
+            "",
+            "",
+            "",
+            "",
+            f"**{common.median(seconds):.2f} s**",
+            "",
+        ]
+    )
+    timing = table(
+        [
+            "run",
+            "first sync",
+            "trigger → completed",
+            "queue → started",
+            "requests",
+            "stored patients / appts",
+            "incremental",
+            "trigger → completed",
+            "requests",
+        ],
+        rows,
+    )
+    # requests vs floor, from the first run
+    from .e2e import RESOURCES
+
+    r = runs[0]
+    counts = r["first"]["entity_counts"]
+    fetched = {
+        "businesses": counts.get("businesses", {}).get("fetched", 0),
+        "practitioners": None,
+        "practitioners/inactive": None,
+        "appointment_types": counts.get("appointment_types", {}).get("fetched", 0),
+        "patients": counts.get("patients", {}).get("fetched", 0),
+        "individual_appointments": counts.get("appointments", {}).get("fetched", 0),
+    }
+    made, made2 = r["first"]["requests"], r["second"]["requests"]
+    rows, floor_total = [], 0
+    for resource, _ in RESOURCES:
+        n = fetched[resource]
+        floor = 1 if n is None else max(1, math.ceil(n / 100))
+        floor_total += floor
+        records = (
+            f"{counts.get('practitioners', {}).get('fetched', 0)} (active + inactive)" if n is None else n
+        )
+        rows.append([resource, records, floor, made.get(resource, 0), made2.get(resource, 0)])
+    extra = {k: v for k, v in made.items() if k not in dict(RESOURCES)}
+    for k, v in extra.items():
+        rows.append([k, "", 0, v, made2.get(k, 0)])
+    rows.append(
+        [
+            "**total**",
+            "",
+            f"**{floor_total}**",
+            f"**{sum(made.values())}**",
+            f"**{sum(made2.values())}**",
+        ]
+    )
+    requests = table(
+        ["resource", "records", "floor ceil(n/100)", "first sync made", "incremental made"], rows
+    )
+    check = (
+        f"Simulator request log: {r['first']['simulator_requests']} requests "
+        f"({r['first']['rate_limited']} answered 429); the run's `cliniko_requests`: "
+        f"{r['first']['cliniko_requests']}."
+    )
+    return (
+        timing,
+        requests,
+        check,
+        common.median(firsts),
+        common.median(seconds),
+        sum(made.values()),
+        floor_total,
+    )
+
+
+def ingest_table(results):
+    rows = []
+    for r in results:
+        if "error" in r:
+            rows.append([r["label"], "error", r["error"][:80], "", "", "", "", "", "", ""])
+            continue
+        t = r["timings"]
+        pages = r["pages"]
+        ph = r["phase_seconds"]
+        records = r["records"]
+        rest = r["ingest_seconds"] - ph["upsert"] - ph["progress_commit"]
+        pr = t["patients"]["records"] / t["patients"]["seconds"]
+        ar = t["appointments"]["records"] / t["appointments"]["seconds"]
+        rows.append(
+            [
+                f"{r['database']} ({r['driver']})",
+                r["label"],
+                f"{r['patients']:,} / {r['appointments']:,}",
+                f"**{r['records_per_second']:,.0f}**",
+                f"{pr:,.0f} / {ar:,.0f}",
+                f"{ph['upsert'] / records * 1e6:.0f} µs",
+                f"{(ph['progress_commit'] - ph['db_commit']) / pages * 1e3:.2f} ms",
+                f"{ph['db_commit'] / pages * 1e3:.2f} ms",
+                f"{max(rest, 0) / records * 1e6:.0f} µs",
+                f"{r['rss_after_mb']:.0f} MiB (+{r['rss_delta_mb']:.1f} during the run)"
+                + (
+                    f"; traced peak {r['tracemalloc_peak_mb']:.1f} MiB"
+                    if r.get("tracemalloc_peak_mb")
+                    else ""
+                ),
+            ]
+        )
+    return table(
+        [
+            "database",
+            "configuration",
+            "patients / appts",
+            "records/s",
+            "patients/s / appts/s",
+            "upsert per record",
+            "progress UPDATE per page",
+            "COMMIT per page",
+            "parse + rest per record",
+            "process peak RSS (growth during the run)",
+        ],
+        rows,
+    )
+
+
+def big_table(big):
+    rows = []
+
+    def row(name, r):
+        if r is None:
+            return
+        reqs = dict(r["requests"])
+        reached = f"{r['watched']['seconds']:.1f} s" if r.get("watched") else "—"
+        if r["status"] == "timeout":
+            total = f"not finished (gave up after {r['observed_seconds']:.0f} s)"
+        else:
+            total = f"{r['status']}, {r['seconds']:.2f} s"
+        rows.append(
+            [
+                name,
+                total,
+                reached,
+                r["cliniko_requests"],
+                ", ".join(f"{k} {v}" for k, v in reqs.items()),
+            ]
+        )
+
+    row("first full sync (as shipped)", big.get("first"))
+    row("incremental, unchanged (as shipped)", big.get("second"))
+    row("incremental, unchanged (what-if index)", big.get("second_with_index"))
+    row("first full sync (what-if index)", big.get("first_with_index"))
+    return table(
+        [
+            "run (HTTP, one worker, SQLite)",
+            "trigger → completed",
+            "trigger → activity step",
+            "requests",
+            "per resource",
+        ],
+        rows,
+    )
+
+
+def _met(ok):
+    return "yes" if ok else "**no**"
+
+
+def summary_rows(e2e_first, e2e_second, made, floor, ingest_results, big, args):
+    def find(db, label):
+        for r in ingest_results:
+            if r.get("database") == db and r.get("label") == label and "error" not in r:
+                return r
+        return None
+
+    size = f"{args.big_patients // 1000}k/{args.big_appointments // 1000}k"
+    small = f"{args.small_patients // 1000}k/{args.small_appointments // 1000}k"
+    rows = []
+    if made is not None:
+        rows += [
+            [
+                f"guide clinic, trigger → completed (median of {args.runs})",
+                "≤ 3 s (seed system: 360 s)",
+                f"{e2e_first:.2f} s",
+                _met(e2e_first <= TARGET_E2E),
+            ],
+            ["guide clinic, unchanged incremental run (median)", "—", f"{e2e_second:.2f} s", ""],
+            [
+                "requests vs floor (guide clinic)",
+                f"= floor ({floor}, incl. 4 reference)",
+                str(made),
+                _met(made == floor),
+            ],
+        ]
+    for db, label, name, target in (
+        ("sqlite", "as shipped", f"SQLite ingest, {size}", TARGET_SQLITE),
+        ("sqlite", "what-if WAL + synchronous=NORMAL", f"SQLite ingest, {size}, what-if WAL", TARGET_SQLITE),
+        ("postgresql", "as shipped (psycopg 3)", f"PostgreSQL ingest, {size} (psycopg 3)", TARGET_PG),
+        ("postgresql", "what-if psycopg2 driver", f"PostgreSQL ingest, {size}, what-if psycopg2", TARGET_PG),
+    ):
+        r = find(db, label)
+        if r:
+            rate = r["records_per_second"]
+            rows.append([name, f"≥ {target:,}/s", f"{rate:,.0f}/s", _met(rate >= target)])
+    traced, traced_small = find("sqlite", "tracemalloc"), find("sqlite", "tracemalloc, small")
+    big_rss, small_rss = find("sqlite", "as shipped"), find("sqlite", "as shipped, small")
+    if traced and traced_small:
+        a, b = traced["tracemalloc_peak_mb"], traced_small["tracemalloc_peak_mb"]
+        rows.append(
+            [
+                f"peak traced memory, {size} vs {small} ingest",
+                "does not grow with size",
+                f"{a:.1f} vs {b:.1f} MiB",
+                _met(a < 2 * b + 5),
+            ]
+        )
+    if big_rss and small_rss:
+        a, b = big_rss["rss_delta_mb"], small_rss["rss_delta_mb"]
+        rows.append(
+            [
+                f"peak RSS growth, {size} vs {small} ingest",
+                "does not grow with size",
+                f"+{a:.1f} vs +{b:.1f} MiB",
+                _met(a - b < 20),
+            ]
+        )
+    if big:
+        sec = big.get("second")
+        if sec:
+            per = dict(sec["requests"])
+            rows.append(
+                [
+                    f"unchanged incremental at {size}: requests",
+                    "≤ 1 per entity",
+                    ", ".join(f"{k} {v}" for k, v in per.items()),
+                    _met(max(per.values(), default=0) <= 1),
+                ]
+            )
+            t = "not finished" if sec["status"] == "timeout" else f"{sec['seconds']:.2f} s"
+            rows.append(
+                [
+                    f"unchanged incremental at {size}: time (as shipped)",
+                    "—",
+                    t,
+                    "**no**" if sec["status"] == "timeout" else "",
+                ]
+            )
+            wi = big.get("second_with_index")
+            if wi:
+                t = "not finished" if wi["status"] == "timeout" else f"{wi['seconds']:.2f} s"
+                rows.append([f"unchanged incremental at {size}: time (what-if index)", "—", t, ""])
+    return table(["figure", "target", "measured", "met"], rows)
+
+
+def _pick(results, db, prefix):
+    for r in results or ():
+        if r.get("database") == db and r.get("label", "").startswith(prefix) and "error" not in r:
+            return r
+    return None
+
+
+def _sections(results, args):
+    """(title, markdown) pairs for every measured section."""
+    out = []
+    e2e_first = e2e_second = made = floor = None
+    if results.get("e2e"):
+        timing, requests, check, e2e_first, e2e_second, made, floor = e2e_tables(results["e2e"])
+        out.append(("1. Guide clinic end to end (651 patients, 296 appointments, comprehensive)", timing))
+        out.append(("2. Requests vs the floor (first run)", requests + "\n\n" + check))
+    if results.get("ingest"):
+        out.append(("3. Ingest rate and memory (no HTTP)", ingest_table(results["ingest"])))
+    if results.get("activity"):
+        rows = [
+            [
+                f"{a['patients']:,} / {a['appointments']:,}",
+                "what-if index" if a["what_if_index"] else "as shipped",
+                fmt_s(a["seconds"]),
+            ]
+            for a in results["activity"]
+        ]
+        out.append(
+            (
+                "3b. The activity step alone (SQLite)",
+                table(["patients / appts", "schema", "refresh_activity"], rows),
+            )
+        )
+    if results.get("big"):
+        big = results["big"]
+        title = f"4. Unchanged-clinic incremental run at {big['patients']:,} / {big['appointments']:,}"
+        out.append((title, big_table(big)))
+    summary = summary_rows(
+        e2e_first, e2e_second, made, floor, results.get("ingest") or [], results.get("big"), args
+    )
+    return summary, out
+
+
+def render_summary(results, args):
+    summary, sections = _sections(results, args)
+    parts = []
+    if summary:
+        parts += ["== Summary ==", summary]
+    for title, body in sections:
+        parts += ["", f"== {title} ==", body]
+    m = results["machine"]
+    parts += [
+        "",
+        f"machine: {m['nproc']} cores ({m['cpu']}), Python {m['python']}, {m['packages']}; "
+        f"load average {m['loadavg_start']} at start, {m['loadavg_end']} at end; {m['wall_minutes']:.1f} min",
+    ]
+    return "\n".join(parts)
+
+
+def render_document(results, args, command):
+    summary, sections = _sections(results, args)
+    m = results["machine"]
+    now = m.get("measured_at") or datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Sync benchmarks",
+        "",
+        f"Generated by `{command}` (`make bench`) on {now}; {m['wall_minutes']:.1f} minutes.",
+        "Not a timed test: figures move with the machine's load (see below).",
+        "",
+        "## How to run",
+        "",
+        "```",
+        "make bench                      # full run (~15 min), rewrites this file",
+        "python -m bench.run --quick     # small sizes, under a minute, prints only",
+        "python -m bench.run --only ingest --database-url none   # SQLite ingest only",
+        "python -m bench.ingest --database-url sqlite:////tmp/x.db --patients 100000 --appointments 300000 --profile /tmp/ingest.prof",
+        "```",
+        "",
+        "PostgreSQL: `--database-url` names the server (default "
+        f"`{common.PG_DEFAULT}`); the bench creates the scratch database `{common.PG_BENCH_DB}`, "
+        "uses it, and drops it. SQLite files, Redis (embedded) and the simulator live in a temp dir.",
+        "",
+        "## Machine",
+        "",
+        f"- `nproc`: {m['nproc']} ({m['cpu']})",
+        f"- Python {m['python']} on {m['platform']}",
+        f"- {m['packages']}; SQLite {sqlite_version()}; PostgreSQL server {pg_version(args)}",
+        f"- load average {m['loadavg_start']} at start, {m['loadavg_end']} at end "
+        "(other engineers ran test suites on this machine at the same time)",
+        "- `free -h`:",
+        "",
+        "```",
+        m["free_h"],
+        "```",
+        "",
+    ]
+    if summary:
+        lines += ["## Summary", "", summary, ""]
+    for title, body in sections:
+        lines += [f"## {title}", "", body, ""]
+    lines += [analysis(results).strip(), "", METHOD.strip(), ""]
+    return "\n".join(lines)
+
+
+def sqlite_version():
+    import sqlite3
+
+    return sqlite3.sqlite_version
+
+
+def pg_version(args):
+    if getattr(args, "database_url", "none").lower() == "none":
+        return "(skipped)"
+    try:
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(args.database_url)
+        with engine.connect() as conn:
+            version = conn.execute(text("SHOW server_version")).scalar()
+            autovacuum = conn.execute(text("SHOW autovacuum")).scalar()
+        engine.dispose()
+        return f"{version} (autovacuum {autovacuum})"
+    except Exception:  # noqa: BLE001 - informational only
+        return "(unreachable)"
+
+
+def _figures(results):
+    """Numbers the analysis quotes, from this run ("—" when not measured)."""
+    f = {}
+    ing = results.get("ingest") or []
+
+    def find(db, label):
+        return next(
+            (r for r in ing if r.get("database") == db and r.get("label") == label and "error" not in r), None
+        )
+
+    def per(r):
+        ph, pages, records = r["phase_seconds"], r["pages"], r["records"]
+        rest = max(0.0, r["ingest_seconds"] - ph["upsert"] - ph["progress_commit"])
+        return {
+            "rate": f"{r['records_per_second']:,.0f}",
+            "upsert": f"{ph['upsert'] / records * 1e6:.0f}",
+            "update": f"{(ph['progress_commit'] - ph['db_commit']) / pages * 1e3:.1f}",
+            "commit": f"{ph['db_commit'] / pages * 1e3:.1f}",
+            "rest": f"{rest / records * 1e6:.0f}",
+        }
+
+    dash = {"rate": "—", "upsert": "—", "update": "—", "commit": "—", "rest": "—"}
+    for key, db, label in (
+        ("sq", "sqlite", "as shipped"),
+        ("sqs", "sqlite", "as shipped, small"),
+        ("wal", "sqlite", "what-if WAL + synchronous=NORMAL"),
+        ("pg", "postgresql", "as shipped (psycopg 3)"),
+        ("pg2", "postgresql", "what-if psycopg2 driver"),
+    ):
+        r = find(db, label)
+        for k, v in (per(r) if r else dash).items():
+            f[f"{key}_{k}"] = v
+    t, ts = find("sqlite", "tracemalloc"), find("sqlite", "tracemalloc, small")
+    f["traced"] = f"{t['tracemalloc_peak_mb']:.1f}" if t else "—"
+    f["traced_small"] = f"{ts['tracemalloc_peak_mb']:.1f}" if ts else "—"
+    runs = results.get("e2e") or []
+    f["e2e"] = f"{common.median([r['first']['seconds'] for r in runs]):.1f}" if runs else "—"
+    f["queue"] = f"{common.median([r['first']['queue_wait_seconds'] for r in runs]):.2f}" if runs else "—"
+    act = {a["what_if_index"]: a for a in results.get("activity") or []}
+    f["act_n"] = (
+        f"{act[False]['patients'] // 1000}k / {act[False]['appointments'] // 1000}k" if False in act else "—"
+    )
+    f["act"] = f"{act[False]['seconds']:.0f}" if False in act else "—"
+    f["act_ix"] = f"{act[True]['seconds']:.2f}" if True in act else "—"
+    big = results.get("big") or {}
+
+    def secs(run, key="seconds"):
+        return f"{run[key]:.1f}" if run and run.get(key) is not None else "—"
+
+    f["big_reach"] = secs((big.get("first") or {}).get("watched"))
+    f["big_first_ix"] = secs(big.get("first_with_index"))
+    f["big_inc_ix"] = secs(big.get("second_with_index"))
+    sec = big.get("second")
+    f["big_inc_appts"] = sec["requests"].get("individual_appointments", "—") if sec else "—"
+    return f
+
+
+def analysis(results):
+    return ANALYSIS.format(**_figures(results))
+
+
+ANALYSIS = """
+## Where the time goes, and what would fix it
+
+Figures in this section come from the tables above unless marked *(dev)*: those were measured
+on the same machine while writing the bench (2026-11-28) and are not re-measured by it.
+The breakdown columns of table 3 are measured inside the real engine (`SyncEngine._ingest`):
+`Upserter.upsert`, the guarded progress `UPDATE … RETURNING` of `_commit`, and the DBAPI
+`COMMIT`; "parse + rest" is the remainder of `_ingest` (parse, counters, marks).
+
+**Guide clinic (target met).** {e2e} s from trigger to `completed` (RQ hand-off {queue} s); the
+rest is Cliniko latency: 14 requests, page 1 of each list first and the others 4 at a time, the
+4 reference lists one after another (~0.4 s of the total).
+
+**Activity step: O(patients × appointments) on SQLite, the blocker at 100k.**
+`refresh_activity` (routiq_admin/sync/activity.py) updates every patient with five correlated
+subqueries. For the four with a `starts_at` range, SQLite (no `ANALYZE` statistics) picks
+`ix_appointments_org_starts (organization_id, starts_at)` and walks the organization's
+appointments in that range once per patient: {act_n} took {act} s (table 3b). At 100k / 300k
+that is hours, so neither the first full sync (which reached the activity step after
+{big_reach} s) nor an unchanged incremental run (which recomputes activity too) finishes.
+Fix, any one of:
+- an index `(organization_id, patient_cliniko_id, starts_at)` on `appointments` (a migration;
+  it should *replace* `ix_appointments_org_patient`, a prefix of it, because every secondary
+  index in random key order adds ~100 dirty pages to each page's commit, see below). Every
+  subquery becomes a seek. Measured as a database-only what-if: {act_n} in {act_ix} s; at
+  100k / 300k the first full sync completes in {big_first_ix} s and the unchanged incremental
+  run in {big_inc_ix} s (table 4);
+- or compute the aggregates in one `GROUP BY patient_cliniko_id` pass and `UPDATE … FROM` it
+  (SQLite ≥ 3.33 and PostgreSQL), plus a reset of patients that have none;
+- `ANALYZE` / `PRAGMA optimize` after a big ingest also fixes the SQLite plan *(dev: 10k / 30k
+  in 0.3 s)*, but depends on statistics. On PostgreSQL without statistics (this server runs
+  with autovacuum off) the step took *(dev)* ~5 s at 10k / 30k, 0.8 s after `ANALYZE`.
+
+**SQLite ingest (target 20,000/s missed: {sq_rate}/s at 100k / 300k, {sqs_rate}/s at 10k / 30k).**
+Per 100-record page: the `COMMIT` {sq_commit} ms, the upsert {sq_upsert} µs per record, the
+guarded progress `UPDATE` {sq_update} ms, parse and the rest {sq_rest} µs per record.
+- The COMMIT grows with the database: each page of 100 appointments dirties ~200 B-tree pages
+  *(dev: 15 WAL frames per commit into an empty table, 180–220 once it holds 20k–100k rows)*,
+  because `ix_appointments_org_patient` and `ix_appointments_org_starts` receive keys in
+  random order, and the design commits every page. WAL + `synchronous=NORMAL` (what-if row:
+  {wal_rate}/s, COMMIT {wal_commit} ms) saves the fsyncs but not the page writes at this size
+  *(dev: at 10k / 30k it cut the COMMIT from ~2.2 to ~1 ms)*. Worth doing anyway (readers no
+  longer block the writer): a `connect` event in the app's engine setup. 20,000/s on SQLite
+  needs fewer commits than one per page, or fewer secondary indexes written in random key
+  order — design decisions, not local fixes.
+- The upsert is SQLAlchemy's per-row bind processing (eight `UTCDateTime` columns per
+  appointment go through the TypeDecorator and SQLite's DATETIME string formatting) plus
+  SQLite itself *(dev: ~10 µs per record of it inside the driver)*.
+- Progress `UPDATE`: `_commit` builds `update().values(**16 values)` afresh per page and runs it
+  through the ORM session; built once with bind parameters and run on the session's
+  connection it costs *(dev)* 0.06 ms instead of 0.47 ms per page. Parsing is not the
+  problem *(dev: `parse.appointment_row` 5.8 µs per appointment)*.
+
+**PostgreSQL ingest (target 10,000/s missed: {pg_rate}/s with psycopg 3).** Two causes, one
+fixed here:
+- *Fixed in upsert.py:* the per-page "which keys exist" `SELECT` went quadratic. Without
+  statistics (a first big import, or autovacuum off as here) the planner answers
+  `organization_id = $1 AND cliniko_id IN (…)` from `ix_appointments_org_starts`, reading every
+  row of the organization *(dev: 0.7 ms per page at first, 25 ms per page once the table held
+  10k rows; 10k / 30k ingest 2,000 records/s)*. PostgreSQL now gets created vs updated from the
+  upsert's own `RETURNING (xmax = 0)` and makes no SELECT.
+- *Not fixed:* the upsert costs {pg_upsert} µs per record. psycopg 3 converts SQLAlchemy's
+  `%(name)s` placeholders to `$n` in Python and caches that only for statements up to 4 KB; a
+  100-row insertmanyvalues batch is ~80 KB with ~2,100 parameters, so every page pays
+  *(dev)* ~6 ms in `psycopg._queries` before the server sees it. With psycopg2 (what-if row,
+  interpolation in C): {pg2_rate}/s, {pg2_upsert} µs per record. Fix: send a page as one
+  `INSERT … SELECT … FROM unnest(:col1_array, :col2_array, …) ON CONFLICT …` — a short,
+  cached, prepared statement with one array parameter per column.
+
+**Memory (target met).** Pages are streamed: the client yields pages and the engine keeps
+counters, the newest mark and at most 50 errors. Peak traced Python allocations during the run:
+{traced} MiB at 100k / 300k, {traced_small} MiB at 10k / 30k; process RSS does not grow during
+either run (its level is the simulator's clinic, built before the run).
+
+**Incremental requests at 100k / 300k (target ≤ 1 per entity: patients 1, appointments
+{big_inc_appts}).** The simulator clamps generated edit times to the end of yesterday, so
+*(dev)* 1,747 appointments share the newest `updated_at` second, and the engine deliberately
+re-reads the mark's own second (`MARK_OVERLAP`: Cliniko timestamps are whole seconds):
+ceil(1,747 / 100) = 18 pages. With the guide clinic's data (5 records in that second) it is
+one request per entity. The 4 reference lists are fetched whole every run.
+
+**Code changed for speed (routiq_admin/sync/upsert.py only):**
+1. the "existing keys" SELECT is built once per Upserter with an expanding bind parameter
+   (was: a new `select().where(in_(list))` per page);
+2. both statements execute on `db.session.connection()` (same transaction and bind) instead of
+   `db.session.execute`, which for Core statements only adds per-statement overhead;
+3. PostgreSQL: no SELECT; `RETURNING cliniko_id, (xmax = 0) AS inserted` tells inserted rows
+   from updated ones. SQLite keeps the SELECT (its planner always uses the unique index).
+*(dev, 10k / 30k:)* 1 + 2 cut SQLite's upsert time by ~15 % (1.48 → 1.26 s); 3 took the
+PostgreSQL ingest from 2,000 to ~5,500 records/s. tests/sync (55 tests) pass on SQLite and on
+PostgreSQL (`TEST_DATABASE_URL` = the scratch database).
+"""
+
+METHOD = """
+## How each figure is measured
+
+1. **End to end** (`bench/e2e.py`): per run a fresh SQLite file (migrated with
+   `flask_migrate.upgrade`), a fresh `Simulator(651, 296, latency_ms=100)` served over HTTP by
+   `SimulatorServer`, the embedded Redis, and one `python -m workers.worker` process with the
+   environment tests/conftest.py gives workers; the worker is idle before the clock starts.
+   Time = the run's `completed_at` minus the wall clock just before `start_sync(org,
+   "comprehensive", "manual")` (which commits the row and enqueues the job). Then a second
+   `start_sync` on the same database with nothing changed (incremental).
+2. **Requests**: the simulator's `request_log` for that run, by resource, next to the run's
+   `cliniko_requests`; floor = ceil(records / 100) per list, at least 1.
+3. **Ingest** (`bench/ingest.py`, one fresh process per row): the real `SyncEngine.run()`
+   (comprehensive, full) with its Cliniko client replaced by an in-process one that renders
+   the simulator's records 100 per page (the same dicts the HTTP client decodes; generated
+   lazily). Rendering time is measured and subtracted; the activity step is skipped (table 3b
+   and 4 measure it). records/s = (patients + appointments) / their `_ingest` time. Memory =
+   the process's `ru_maxrss` after minus before the run (the simulator's clinic is built
+   before); "traced" = `tracemalloc` peak in a separate run.
+4. **Big clinic** (`bench/e2e.py: big_clinic`): `Simulator(100_000, 300_000,
+   rate_limit_per_minute=100_000)` over HTTP, no latency, `CLINIKO_RATE_LIMIT_PER_MINUTE=100000`,
+   one worker, SQLite. Runs that cannot finish (the activity step) are given a budget, then
+   the worker and its work horse are killed and the scratch run marked failed; all pages and
+   marks were already committed, so the incremental run that follows is a true unchanged
+   incremental run. "What-if index" rows add the activity index to the scratch database only.
+"""

@@ -1,0 +1,253 @@
+"""`make bench` / `python -m bench.run`: the sync engine's performance figures (issue 4).
+
+Full run (about 15 minutes on 2 cores): the guide's clinic end to end through one real RQ
+worker (3 fresh first syncs + an incremental run each), requests against the floor, the
+100,000-patient / 300,000-appointment ingest rate and memory on SQLite and PostgreSQL, and an
+unchanged incremental run at that size. Writes docs/benchmarks.md unless --no-write.
+
+`--quick` (under a minute) does the same at small sizes and writes nothing by default.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from . import common
+
+ROOT_DOC = os.path.join(common.ROOT, "docs", "benchmarks.md")
+
+
+def log(message=""):
+    print(message, flush=True)
+
+
+# -- measurements ----------------------------------------------------------------------------
+
+
+def measure_e2e(redis, workdir, args):
+    from . import e2e
+
+    log(
+        f"[1/4] guide clinic end to end ({args.runs} runs, {args.latency_ms} ms latency, one RQ worker, SQLite)"
+    )
+    return e2e.guide_clinic(
+        redis,
+        workdir,
+        patients=args.guide_patients,
+        appointments=args.guide_appointments,
+        latency_ms=args.latency_ms,
+        runs=args.runs,
+        log=log,
+    )
+
+
+def measure_ingest(workdir, args):
+    from . import ingest
+
+    n, m = args.big_patients, args.big_appointments
+    small_n, small_m = args.small_patients, args.small_appointments
+    results = []
+
+    def sqlite(name, patients, appointments, **kw):
+        path = os.path.join(workdir, f"ingest-{name}.db")
+        log(f"  SQLite {name}: {patients:,} patients / {appointments:,} appointments …")
+        r = ingest.run_subprocess(f"sqlite:///{path}", patients, appointments, **kw)
+        r["label"] = name
+        results.append(r)
+        log(f"    {r['records_per_second']:,.0f} records/s, peak RSS +{r['rss_delta_mb']:.1f} MiB")
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            if os.path.exists(path + suffix):
+                os.remove(path + suffix)
+        return r
+
+    def postgres(name, patients, appointments, driver=None, **kw):
+        log(f"  PostgreSQL {name}: {patients:,} patients / {appointments:,} appointments …")
+        with common.postgres_database(args.database_url, args.pg_database) as url:
+            if driver:
+                url = url.replace("postgresql://", f"postgresql+{driver}://", 1)
+            r = ingest.run_subprocess(url, patients, appointments, **kw)
+        r["label"] = name
+        results.append(r)
+        log(f"    {r['records_per_second']:,.0f} records/s, peak RSS +{r['rss_delta_mb']:.1f} MiB")
+        return r
+
+    log("[3/4] ingest rate and memory (no HTTP; parse + upsert + progress commit per 100-record page)")
+    sqlite("as shipped", n, m)
+    sqlite("as shipped, small", small_n, small_m)
+    if args.what_ifs:
+        sqlite("what-if WAL + synchronous=NORMAL", n, m, sqlite_wal=True)
+    if args.tracemalloc:
+        sqlite("tracemalloc", n, m, trace_memory=True)  # slower: every allocation traced
+        sqlite("tracemalloc, small", small_n, small_m, trace_memory=True)
+    if args.database_url.lower() != "none":
+        try:
+            postgres("as shipped (psycopg 3)", n, m)
+            postgres("as shipped, small", small_n, small_m)
+            if args.what_ifs:
+                postgres("what-if psycopg2 driver", n, m, driver="psycopg2")
+        except Exception as exc:  # PostgreSQL unreachable: report, do not lose the rest
+            log(f"    PostgreSQL skipped: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+            results.append({"label": "postgresql", "error": f"{type(exc).__name__}: {exc}"[:500]})
+    return results
+
+
+def measure_activity(workdir, args):
+    """The activity step alone, as shipped and with the what-if index, at a size where the
+    shipped version still finishes."""
+    from . import ingest
+
+    n, m = args.activity_patients, args.activity_appointments
+    log(f"  activity step alone at {n:,} / {m:,} (SQLite), as shipped and with the what-if index …")
+    out = []
+    for what_if in (False, True):
+        path = os.path.join(workdir, f"activity-{int(what_if)}.db")
+        r = ingest.run_subprocess(f"sqlite:///{path}", n, m, activity=True, what_if_index=what_if)
+        out.append(
+            {"what_if_index": what_if, "patients": n, "appointments": m, "seconds": r["activity_seconds"]}
+        )
+        log(f"    {'with index' if what_if else 'as shipped'}: {r['activity_seconds']:.2f} s")
+        for suffix in ("", "-journal"):
+            if os.path.exists(path + suffix):
+                os.remove(path + suffix)
+    return out
+
+
+def measure_big(redis, workdir, args):
+    from . import e2e
+
+    log(
+        f"[4/4] big clinic over HTTP ({args.big_patients:,} / {args.big_appointments:,}, no latency, "
+        f"rate limit {args.big_rate_limit:,}/min, one RQ worker, SQLite)"
+    )
+    return e2e.big_clinic(
+        redis,
+        workdir,
+        patients=args.big_patients,
+        appointments=args.big_appointments,
+        rate_limit=args.big_rate_limit,
+        first_budget=args.first_budget,
+        incremental_budget=args.incremental_budget,
+        activity_budget=args.activity_budget,
+        what_if_index=True,  # cheap, and the only way the incremental run finishes
+        what_if_first=args.what_ifs,
+        log=log,
+    )
+
+
+# -- main ----------------------------------------------------------------------------------------
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--quick", action="store_true", help="small sizes, under a minute; writes nothing by default"
+    )
+    p.add_argument(
+        "--database-url",
+        default=common.PG_DEFAULT,
+        help="PostgreSQL server to create the scratch database on ('none' skips PostgreSQL); "
+        f"default {common.PG_DEFAULT}",
+    )
+    p.add_argument("--pg-database", default=common.PG_BENCH_DB, help="scratch database (created and dropped)")
+    p.add_argument(
+        "--only", default="e2e,ingest,activity,big", help="comma list of: e2e, ingest, activity, big"
+    )
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--latency-ms", type=int, default=100)
+    p.add_argument("--no-what-ifs", dest="what_ifs", action="store_false", help="skip the what-if variants")
+    p.add_argument("--no-tracemalloc", dest="tracemalloc", action="store_false")
+    p.add_argument("--output", help=f"markdown report path (default {ROOT_DOC} for a full run)")
+    p.add_argument("--no-write", action="store_true")
+    p.add_argument("--json", help="also dump the raw results here")
+    p.add_argument("--from-json", help="measure nothing: re-render the report from a --json dump")
+    args = p.parse_args(argv)
+    args.guide_patients, args.guide_appointments = 651, 296
+    if args.quick:
+        args.runs = min(args.runs, 1)
+        args.big_patients, args.big_appointments = 5_000, 15_000
+        args.small_patients, args.small_appointments = 1_000, 3_000
+        args.activity_patients, args.activity_appointments = 1_000, 3_000
+        args.what_ifs = False
+        args.tracemalloc = False
+        args.first_budget, args.incremental_budget, args.activity_budget = 60, 30, 10
+        args.only = args.only.replace("activity", "")
+    else:
+        args.big_patients, args.big_appointments = 100_000, 300_000
+        args.small_patients, args.small_appointments = 10_000, 30_000
+        args.activity_patients, args.activity_appointments = 10_000, 30_000
+        args.first_budget, args.incremental_budget, args.activity_budget = 300, 120, 60
+    args.big_rate_limit = 100_000
+    args.sections = {s.strip() for s in args.only.split(",") if s.strip()}
+    if args.output is None and not args.quick:
+        args.output = ROOT_DOC
+    if args.no_write:
+        args.output = None
+    return args
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.from_json:
+        with open(args.from_json) as f:
+            results = json.load(f)
+        for key, value in results.get("args", {}).items():
+            if key not in ("output", "no_write", "json", "from_json"):
+                setattr(args, key, value)
+        command = results.get("command", "python -m bench.run")
+        log(render(results, args, command))
+        if args.output:
+            with open(args.output, "w") as f:
+                f.write(render(results, args, command, document=True))
+            log(f"\nwrote {os.path.relpath(args.output, common.ROOT)}")
+        return
+    started = time.monotonic()
+    facts = common.machine()
+    facts["loadavg_start"] = facts.pop("loadavg")
+    command = "python -m bench.run" + (" " + " ".join(sys.argv[1:]) if argv is None and sys.argv[1:] else "")
+    log(
+        f"Routiq sync benchmark — {facts['nproc']} cores, Python {facts['python']}, load {facts['loadavg_start']}"
+    )
+    results = {
+        "machine": facts,
+        "command": command,
+        "args": {k: v for k, v in vars(args).items() if k != "sections"},
+    }
+    with common.scratch_dir() as workdir:
+        redis = common.Redis(workdir)
+        try:
+            if "e2e" in args.sections:
+                results["e2e"] = measure_e2e(redis, workdir, args)
+            if "ingest" in args.sections:
+                results["ingest"] = measure_ingest(workdir, args)
+            if "activity" in args.sections:
+                results["activity"] = measure_activity(workdir, args)
+            if "big" in args.sections:
+                results["big"] = measure_big(redis, workdir, args)
+        finally:
+            redis.stop()
+    facts["loadavg_end"] = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+    facts["wall_minutes"] = (time.monotonic() - started) / 60
+    report = render(results, args, command)
+    log()
+    log(report)
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(render(results, args, command, document=True))
+        log(f"\nwrote {os.path.relpath(args.output, common.ROOT)}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, default=str, indent=1)
+
+
+def render(results, args, command, document=False):
+    from .report import render_document, render_summary
+
+    if document:
+        return render_document(results, args, command)
+    return render_summary(results, args)
+
+
+if __name__ == "__main__":
+    main()
