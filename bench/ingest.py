@@ -56,7 +56,9 @@ class InProcessClient:
                     acc._render(resource, i, self.base) for i in range(start, min(total, start + PER_PAGE))
                 ]
                 self.requests_made += 1
-                page = Page(records, total, number, datetime.now(UTC))
+                # In memory, the next page is always at hand (as a prefetched one would be).
+                ready = start + PER_PAGE < total
+                page = Page(records, total, number, datetime.now(UTC), ready_next=ready)
                 self.render_seconds += time.perf_counter() - t0
                 yield page
             return
@@ -112,10 +114,10 @@ def bench_engine_class():
         def _client(self, org):
             return self._bench_client
 
-        def _commit(self, operation):
+        def _commit(self, operation, page=None):
             t0 = time.perf_counter()
             try:
-                return super()._commit(operation)
+                return super()._commit(operation, page)
             finally:
                 self.phase["progress_commit"] += time.perf_counter() - t0
 

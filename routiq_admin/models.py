@@ -387,7 +387,8 @@ class Appointment(ClinikoRecord, db.Model):
     __tablename__ = "appointments"
     __table_args__ = (
         *_org_cliniko_unique("appointments"),
-        Index("ix_appointments_org_patient", "organization_id", "patient_cliniko_id"),
+        # Serves the activity step (per-patient counts and min/max of starts_at) and joins.
+        Index("ix_appointments_org_patient_starts", "organization_id", "patient_cliniko_id", "starts_at"),
         Index("ix_appointments_org_starts", "organization_id", "starts_at"),
     )
 

@@ -65,6 +65,8 @@ class Page:
     total_entries: int
     number: int
     server_time: datetime | None
+    # True when the next page is already fetched: taking it will not wait on the network.
+    ready_next: bool = False
 
 
 class _Stopped(Exception):
@@ -280,6 +282,7 @@ class ClinikoClient:
                 if number is not None:  # keeps at most `concurrency` pages fetched but unconsumed
                     pool.submit(fetch, number)
                     in_flight += 1
+                payload[0].ready_next = any(kind == "page" for kind, _ in list(events.queue))
                 yield payload
         finally:
             stop.set()

@@ -677,6 +677,8 @@ class Account:
                 archived = c + (((r2 >> 24) & 0xFFFF) * (a - c) >> 16)
                 u = max(u, archived)
             dna = past and cancelled == NULL and (r2 >> 30) & 0x3FF < 64
+            if u >= a:  # an edit after "now" cannot exist: spread it over [created, now) instead
+                u = max(c + ((r2 >> 26) & 0xFFFF) * (a - 1 - c) // 0x10000, cancelled, archived)
             ap["updated_at"](min(u, a - 1))
             ap["archived_at"](archived)
             ap["cancelled_at"](cancelled)

@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 
 # Cliniko timestamps are whole seconds: re-read the mark's own second.
 MARK_OVERLAP = timedelta(seconds=1)
+# Pages that arrive back to back (already prefetched) share one commit for up to this long;
+# a page we would have to wait for on the network is always committed first, so no
+# transaction stays open across a network wait.
+COMMIT_EVERY_SECONDS = 0.1
 ENTITIES = {
     "businesses": (Business, parse.business_row),
     "practitioners": (Practitioner, parse.practitioner_row),
@@ -74,6 +78,8 @@ class SyncEngine:
         self.percentage = 0.0
         self.step_name = None
         self.client = None
+        self._last_commit = 0.0
+        self._pending = None
 
     # -- lifecycle -------------------------------------------------------------------
     def run(self):
@@ -162,7 +168,10 @@ class SyncEngine:
         run_id, job_id = self.run_id, self.job_id
 
         def on_wait(until, seconds, reason):
-            # Called from the client's threads too: use a connection of our own, not the session.
+            # The client calls this in our thread: commit what is pending before waiting, then
+            # record the wait on a connection of our own (the session's work is committed).
+            if self._pending:
+                self._commit(self._pending)
             with engine.begin() as conn:
                 conn.execute(
                     update(SyncRun)
@@ -273,8 +282,14 @@ class SyncEngine:
             "rate_limit_wait_seconds": round(client.rate_limit_wait_seconds, 3) if client else 0.0,
         }
 
-    def _commit(self, operation):
+    def _commit(self, operation, page=None):
         """Write progress + heartbeat in the open transaction, commit, honour a cancel request."""
+        clock = time.monotonic()
+        if page is not None and page.ready_next and clock - self._last_commit < COMMIT_EVERY_SECONDS:
+            self._pending = operation
+            return
+        self._pending = None
+        self._last_commit = clock
         now = utcnow()
         values = {
             **self._progress_values(now),
@@ -344,7 +359,7 @@ class SyncEngine:
                 stamp = row.get("cliniko_updated_at")
                 if stamp and (newest is None or stamp > newest):
                     newest = stamp
-            self._commit(f"{label}: {counts['fetched']} of {first_total}")
+            self._commit(f"{label}: {counts['fetched']} of {first_total}", page)
         if newest and first_time and newest >= first_time:
             unstable = True  # a record was edited while we paged: offset paging may have skipped one
         return newest, unstable

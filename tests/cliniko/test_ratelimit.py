@@ -22,16 +22,17 @@ def limiter(backend, per_minute, window):
 
 
 def test_sliding_window(backend):
-    lim = limiter(backend, 3, 0.6)
+    # Wide margins (seconds, not tenths): the suite runs on a loaded 2-core machine.
+    lim = limiter(backend, 3, 2.0)
     assert lim.acquire() == 0.0
-    time.sleep(0.3)
+    time.sleep(1.0)
     assert [lim.acquire() for _ in range(2)] == [0.0, 0.0]
     wait = lim.acquire()
-    assert 0.2 < wait <= 0.3  # until the first slot leaves the window
+    assert 0.4 < wait <= 1.0  # until the first slot leaves the window
     assert lim.acquire() > 0  # a refusal takes nothing
-    time.sleep(wait + 0.02)
+    time.sleep(wait + 0.05)
     assert lim.acquire() == 0.0  # only the first slot freed: the window slides, it does not reset
-    assert 0.2 < lim.acquire() <= 0.3
+    assert 0.2 < lim.acquire() <= 1.0
 
 
 def test_instances_with_one_key_share_the_budget(backend):
