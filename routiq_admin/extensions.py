@@ -1,7 +1,5 @@
 """Flask extensions, and the Redis connection and RQ queue bound to app config."""
 
-import sqlite3
-
 import redis
 from flask import current_app
 from flask_login import LoginManager
@@ -9,8 +7,6 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from rq import Queue
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 
 from .errors import QueueUnavailable
@@ -51,12 +47,3 @@ def redis_available(app=None):
         return bool(get_redis(app).ping())
     except (redis.RedisError, QueueUnavailable):
         return False
-
-
-@event.listens_for(Engine, "connect")
-def _sqlite_pragmas(dbapi_connection, connection_record):
-    """Give SQLite connections a cache that holds a big clinic's hot index pages (64 MiB)."""
-    if isinstance(dbapi_connection, sqlite3.Connection):
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA cache_size = -65536")
-        cursor.close()
