@@ -231,25 +231,15 @@ def make_org(org_id="org_bench", api_key=BENCH_KEY):
 
 
 def worker_env(config):
-    """The environment a `python -m workers.worker` child needs (as tests/conftest.py does)."""
-    env = dict(os.environ)
-    for key in (
-        "SECRET_KEY",
-        "ENCRYPTION_KEY",
-        "REDIS_URL",
-        "RQ_QUEUE",
-        "CLINIKO_USER_AGENT",
-        "INSTANCE_PATH",
-    ):
-        if config.get(key) is not None:
-            env[key] = str(config[key])
-    for key in ("CLINIKO_BASE_URL", "CLINIKO_RATE_LIMIT_PER_MINUTE"):
-        if config.get(key) is not None:
-            env[key] = str(config[key])
-    env["DATABASE_URL"] = config["SQLALCHEMY_DATABASE_URI"]
-    env["APP_ENV"] = "test"
-    env["ENABLE_SYNC_SCHEDULER"] = "false"
-    env["PYTHONPATH"] = ROOT
+    """The environment a `python -m workers.worker` child needs (the test suite's, plus Cliniko)."""
+    from tests.conftest import subprocess_env
+
+    extra = {
+        k: config[k]
+        for k in ("CLINIKO_BASE_URL", "CLINIKO_RATE_LIMIT_PER_MINUTE")
+        if config.get(k) is not None
+    }
+    env = subprocess_env(config, ENABLE_SYNC_SCHEDULER="false", **extra)
     env.setdefault("LOG_LEVEL", "WARNING")
     return env
 

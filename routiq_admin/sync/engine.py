@@ -30,7 +30,7 @@ from ..models import (
     utcnow,
 )
 from .activity import refresh_activity
-from .service import IMPORT_MODE, STEPS, error_entry
+from .service import STEP_PLAN, STEPS, error_entry
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class SyncEngine:
             self.client = self._client(org)
             for index, name in enumerate(self.steps):
                 self._begin_step(name)
-                getattr(self, "_step_" + self._step_key(index))()
+                getattr(self, "_step_" + STEP_PLAN[self.mode][index][0])()
                 self.completed_steps += 1
             self._check_cancel_before_finish()
             self._set_credentials(True)
@@ -151,16 +151,6 @@ class SyncEngine:
                 self.client.close()
 
     _entity = None
-
-    def _step_key(self, index):
-        plan = {
-            "comprehensive": ("reference", "patients", "appointments", "activity"),
-            "basic": ("patients", "window_appointments", "activity"),
-            "active": ("window_appointments", "missing_patients", "activity"),
-            "patients-only": ("patients",),
-            IMPORT_MODE: ("patients",),
-        }
-        return plan[self.mode][index]
 
     def _client(self, org):
         config = current_app.config

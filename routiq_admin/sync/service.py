@@ -24,18 +24,28 @@ log = logging.getLogger(__name__)
 IMPORT_MODE = "import"
 TRIGGERS = ("manual", "scheduled", "api")
 STATUSES = ("starting", "running", "completed", "failed", "cancelled")
-STEPS = {
+# Each mode's steps: (engine method suffix, label shown as current_step).
+STEP_PLAN = {
     "comprehensive": (
-        "Syncing reference data",
-        "Processing patients",
-        "Processing appointments",
-        "Updating patient activity",
+        ("reference", "Syncing reference data"),
+        ("patients", "Processing patients"),
+        ("appointments", "Processing appointments"),
+        ("activity", "Updating patient activity"),
     ),
-    "basic": ("Processing patients", "Processing appointments", "Updating patient activity"),
-    "active": ("Processing appointments", "Fetching referenced patients", "Updating patient activity"),
-    "patients-only": ("Processing patients",),
-    IMPORT_MODE: ("Importing patients",),
+    "basic": (
+        ("patients", "Processing patients"),
+        ("window_appointments", "Processing appointments"),
+        ("activity", "Updating patient activity"),
+    ),
+    "active": (
+        ("window_appointments", "Processing appointments"),
+        ("missing_patients", "Fetching referenced patients"),
+        ("activity", "Updating patient activity"),
+    ),
+    "patients-only": (("patients", "Processing patients"),),
+    IMPORT_MODE: (("patients", "Importing patients"),),
 }
+STEPS = {mode: tuple(label for _, label in plan) for mode, plan in STEP_PLAN.items()}
 # An RQ job that vanished this soon after its row was committed may still be on its way in.
 JOB_GRACE = timedelta(seconds=30)
 
@@ -364,9 +374,10 @@ def org_status(org):
         )
     ).scalar()
     total, active = patient_counts(org.id)
+    running = active_run(org.id)
     return {
-        "sync_running": active_run(org.id) is not None,
-        "running": active_run(org.id),
+        "sync_running": running is not None,
+        "running": running,
         "last_sync_time": hist_last,
         "total_patients": total,
         "active_patients": active,
