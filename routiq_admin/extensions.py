@@ -1,5 +1,7 @@
 """Flask extensions, and the Redis connection and RQ queue bound to app config."""
 
+import sqlite3
+
 import redis
 from flask import current_app
 from flask_login import LoginManager
@@ -7,6 +9,8 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from rq import Queue
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 
 from .errors import QueueUnavailable
@@ -47,3 +51,16 @@ def redis_available(app=None):
         return bool(get_redis(app).ping())
     except (redis.RedisError, QueueUnavailable):
         return False
+
+
+# SQLite's default page cache is 2 MiB: a sync into a big clinic then rereads and spills the
+# pages of its indexes at every insert. 16 MiB per connection is a fixed bound (it does not grow
+# with the clinic) that holds the hot index pages; docs/benchmarks.md has the figures.
+SQLITE_CACHE_KIB = 16 * 1024
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_cache_size(dbapi_connection, connection_record):
+    """Give every SQLite connection a 16 MiB page cache."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")

@@ -1,7 +1,6 @@
 """Turn raw Cliniko records into dicts of model column values (models.py names and lengths)."""
 
 from datetime import UTC, date, datetime
-from urllib.parse import urlsplit
 
 from .errors import InvalidDataFormat
 
@@ -62,55 +61,64 @@ def appointment_type_row(raw):
     }
 
 
+PATIENT_STRINGS = (
+    "first_name",
+    "last_name",
+    "preferred_first_name",
+    "title",
+    "email",
+    "sex",
+    "address_1",
+    "city",
+    "state",
+    "post_code",
+    "country",
+    "time_zone",
+)
+
+
 def patient_row(raw):
     """Map a Cliniko patient to Patient columns."""
-    base = _base(raw, "patient")
-    phones = _phone_numbers(raw.get("patient_phone_numbers"))
+    row = _base(raw, "patient")
+    get = raw.get
+    for column in PATIENT_STRINGS:
+        row[column] = _str(get(column), column)
+    phones = _phone_numbers(get("patient_phone_numbers"))
     mobile = next((p["number"] for p in phones or () if p["phone_type"] == "Mobile"), None)
-    return {
-        **base,
-        **_strings(
-            raw,
-            "first_name",
-            "last_name",
-            "preferred_first_name",
-            "title",
-            "email",
-            "sex",
-            "address_1",
-            "city",
-            "state",
-            "post_code",
-            "country",
-            "time_zone",
-        ),
-        "date_of_birth": _date(raw.get("date_of_birth")),
-        "phone": _str(mobile or (phones[0]["number"] if phones else None), "phone"),
-        "phone_numbers": phones,
-        "archived_at": _ts(raw, "archived_at"),
-        "deleted_at": _ts(raw, "deleted_at"),
-        "merged_at": _ts(raw, "merged_at"),
-    }
+    row.update(
+        date_of_birth=_date(get("date_of_birth")),
+        phone=_str(mobile or (phones[0]["number"] if phones else None), "phone"),
+        phone_numbers=phones,
+        archived_at=_ts(raw, "archived_at"),
+        deleted_at=_ts(raw, "deleted_at"),
+        merged_at=_ts(raw, "merged_at"),
+    )
+    return row
 
 
 def appointment_row(raw):
     """Map a Cliniko individual appointment to Appointment columns."""
-    return {
-        **_base(raw, "appointment"),
-        "patient_cliniko_id": _link_id(raw, "patient"),
-        "practitioner_cliniko_id": _link_id(raw, "practitioner"),
-        "appointment_type_cliniko_id": _link_id(raw, "appointment_type"),
-        "business_cliniko_id": _link_id(raw, "business"),
-        "starts_at": _ts(raw, "starts_at"),
-        "ends_at": _ts(raw, "ends_at"),
-        **_strings(raw, "patient_name", "cancellation_reason_description"),
-        "did_not_arrive": _bool(raw.get("did_not_arrive")),
-        "patient_arrived": _bool(raw.get("patient_arrived")),
-        "cancelled_at": _ts(raw, "cancelled_at"),
-        "cancellation_reason": _int(raw.get("cancellation_reason")),
-        "archived_at": _ts(raw, "archived_at"),
-        "deleted_at": _ts(raw, "deleted_at"),
-    }
+    row = _base(raw, "appointment")
+    get = raw.get
+    row.update(
+        patient_cliniko_id=_link_id(raw, "patient"),
+        practitioner_cliniko_id=_link_id(raw, "practitioner"),
+        appointment_type_cliniko_id=_link_id(raw, "appointment_type"),
+        business_cliniko_id=_link_id(raw, "business"),
+        starts_at=_ts(raw, "starts_at"),
+        ends_at=_ts(raw, "ends_at"),
+        patient_name=_str(get("patient_name"), "patient_name"),
+        cancellation_reason_description=_str(
+            get("cancellation_reason_description"), "cancellation_reason_description"
+        ),
+        did_not_arrive=_bool(get("did_not_arrive")),
+        patient_arrived=_bool(get("patient_arrived")),
+        cancelled_at=_ts(raw, "cancelled_at"),
+        cancellation_reason=_int(get("cancellation_reason")),
+        archived_at=_ts(raw, "archived_at"),
+        deleted_at=_ts(raw, "deleted_at"),
+    )
+    return row
 
 
 def _base(raw, kind):
@@ -128,19 +136,22 @@ def _base(raw, kind):
 
 def _id(value):
     """Return an id as text; ints are accepted, floats never (64-bit ids do not survive them)."""
-    if isinstance(value, int) and not isinstance(value, bool):
+    if type(value) is int:
         value = str(value)
-    if isinstance(value, str) and value.strip() and len(value.strip()) <= LENGTHS["cliniko_id"]:
-        return value.strip()
-    return None
+    elif not isinstance(value, str):
+        return None
+    value = value.strip()
+    return value if 0 < len(value) <= LENGTHS["cliniko_id"] else None
 
 
 def _link_id(raw, field):
     """Return the foreign id from a link object (last path segment of links.self), or None."""
     link = raw.get(field)
-    url = link.get("links", {}).get("self") if isinstance(link, dict) else None
+    links = link.get("links") if isinstance(link, dict) else None
+    url = links.get("self") if isinstance(links, dict) else None
     if isinstance(url, str):
-        return _id(urlsplit(url).path.rstrip("/").rpartition("/")[2])
+        path = url.partition("#")[0].partition("?")[0]
+        return _id(path.rstrip("/").rpartition("/")[2])
     return _id(raw.get(f"{field}_id"))  # older payloads carried flat ids
 
 
@@ -153,7 +164,10 @@ def _ts(raw, field):
         parsed = datetime.fromisoformat(value)
     except (TypeError, ValueError):
         raise InvalidDataFormat(f"Cliniko sent an invalid timestamp in {field}") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    zone = parsed.tzinfo
+    if zone is UTC:  # what Cliniko sends ("…Z")
+        return parsed
+    return parsed.replace(tzinfo=UTC) if zone is None else parsed.astimezone(UTC)
 
 
 def _date(value):

@@ -39,7 +39,7 @@ MARK_OVERLAP = timedelta(seconds=1)
 # Pages that arrive back to back (already prefetched) share one commit for up to this long;
 # a page we would have to wait for on the network is always committed first, so no
 # transaction stays open across a network wait.
-COMMIT_EVERY_SECONDS = 0.25
+COMMIT_EVERY_SECONDS = 1.0
 ENTITIES = {
     "businesses": (Business, parse.business_row),
     "practitioners": (Practitioner, parse.practitioner_row),

@@ -1,21 +1,8 @@
-"""Page upserts: one INSERT … ON CONFLICT DO UPDATE … WHERE-differs statement per table."""
+"""Page upserts: one INSERT … ON CONFLICT DO UPDATE … WHERE-differs statement per page."""
 
 import json
-
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    DateTime,
-    String,
-    Text,
-    bindparam,
-    cast,
-    func,
-    literal_column,
-    or_,
-    select,
-)
-from sqlalchemy.dialects import postgresql, sqlite
+from datetime import UTC, date, datetime
+from operator import itemgetter
 
 from ..extensions import db
 from ..models import UTCDateTime, utcnow
@@ -26,79 +13,25 @@ KEY_COLUMNS = ("organization_id", "cliniko_id")
 class Upserter:
     """Upsert parsed Cliniko rows of one model by (organization_id, cliniko_id).
 
-    Each statement is built once per column set and reused for every page. On SQLite it runs
-    with the page's rows as a parameter list (SQLAlchemy batches that as "insertmanyvalues");
-    a SELECT of the page's keys that already exist tells created from updated.
+    The SQL is built once per column set and reused for every page; a row whose values all
+    match what is stored is not rewritten (the WHERE of DO UPDATE), so it counts as unchanged.
+    SQLAlchemy's per-parameter processing cost more than the databases' own work, so values
+    are converted here, once, to what SQLAlchemy would store (tests/sync/test_upsert.py).
 
-    On PostgreSQL a page is one `INSERT … SELECT unnest(array), …` with one array parameter
-    per column: a multi-row VALUES statement has ~2,000 parameters, which psycopg re-parses
-    for every page, while arrays are adapted in C. RETURNING `xmax = 0` tells which rows the
-    statement inserted, so no key lookup is needed (one PostgreSQL lacking statistics would
-    plan as a scan of the whole organization).
+    SQLite: one prepared statement run by the driver's `executemany`; the connection's change
+    counter tells written from unchanged rows, a SELECT of the page's existing keys tells
+    created from updated.
+
+    PostgreSQL: the page travels as one JSON parameter, unpacked by `jsonb_populate_recordset`
+    into the table's own row type (psycopg would otherwise adapt ~2,000 values or arrays of them
+    in Python); RETURNING `xmax = 0` tells inserted rows from updated ones without a key lookup.
     """
 
     def __init__(self, model, org_id):
         self.table = model.__table__
         self.org_id = org_id
-        self._statements = {}
+        self._plans = {}
         self._postgresql = db.engine.dialect.name == "postgresql"
-        key = self.table.c.cliniko_id
-        self._existing = select(key).where(
-            self.table.c.organization_id == bindparam("org_id"), key.in_(bindparam("ids", expanding=True))
-        )
-
-    def _column_source(self, name):
-        """Return the unnest() expression feeding one column from its array parameter."""
-        column_type = self.table.c[name].type
-        if isinstance(column_type, JSON):
-            return cast(func.unnest(cast(bindparam(name), postgresql.ARRAY(Text))), postgresql.JSONB)
-        if isinstance(column_type, UTCDateTime):
-            column_type = DateTime()
-        return func.unnest(cast(bindparam(name), postgresql.ARRAY(column_type)))
-
-    def _statement(self, columns):
-        stmt = self._statements.get(columns)
-        if stmt is not None:
-            return stmt
-        if self._postgresql:
-            names = ("cliniko_id", *columns)
-            source = select(
-                cast(bindparam("organization_id"), String),
-                *(self._column_source(name) for name in names),
-                cast(bindparam("synced_at"), DateTime),
-            )
-            insert = postgresql.insert(self.table).from_select(
-                ["organization_id", *names, "synced_at"], source
-            )
-        else:
-            insert = sqlite.insert(self.table)
-        excluded = insert.excluded
-        stmt = insert.on_conflict_do_update(
-            index_elements=list(KEY_COLUMNS),
-            set_={name: excluded[name] for name in (*columns, "synced_at")},
-            where=or_(*(self.table.c[name].is_distinct_from(excluded[name]) for name in columns)),
-        )
-        if self._postgresql:
-            # A row this statement inserted has no xmax; one it updated carries our xid.
-            inserted = literal_column(f"{self.table.name}.xmax = 0", Boolean).label("inserted")
-            stmt = stmt.returning(self.table.c.cliniko_id, inserted)
-        else:
-            stmt = stmt.returning(self.table.c.cliniko_id)
-        self._statements[columns] = stmt
-        return stmt
-
-    def _arrays(self, rows, columns, now):
-        """Return one parameter per column: the page's values as a list (PostgreSQL)."""
-        params = {"organization_id": self.org_id, "synced_at": now.replace(tzinfo=None)}
-        for name in ("cliniko_id", *columns):
-            values = [row[name] for row in rows]
-            column_type = self.table.c[name].type
-            if isinstance(column_type, JSON):
-                values = [json.dumps(v) for v in values]
-            elif isinstance(column_type, UTCDateTime):
-                values = [column_type.process_bind_param(v, None) for v in values]
-            params[name] = values
-        return params
 
     def upsert(self, rows):
         """Write rows (dicts from cliniko.parse); return (created, updated, unchanged)."""
@@ -106,20 +39,104 @@ class Upserter:
         if not unique:
             return 0, 0, 0
         columns = tuple(name for name in next(iter(unique.values())) if name != "cliniko_id")
-        # Core statements on the session's own connection: the same transaction (committed with
-        # the progress row), without the session's per-statement overhead.
+        # The session's own connection: the same transaction (committed with the progress row),
+        # without the session's per-statement overhead.
         conn = db.session.connection()
-        now = utcnow()
         if self._postgresql:
-            written = conn.execute(
-                self._statement(columns), self._arrays(unique.values(), columns, now)
-            ).all()
-            created = sum(1 for row in written if row.inserted)
-            written = len(written)
+            created, written = self._upsert_postgresql(conn, unique, columns)
         else:
-            params = [{**row, "organization_id": self.org_id, "synced_at": now} for row in unique.values()]
-            existing = len(conn.execute(self._existing, {"org_id": self.org_id, "ids": list(unique)}).all())
-            written = len(conn.execute(self._statement(columns), params).all())
-            created = len(unique) - existing
-        updated = written - created
-        return created, updated, len(unique) - written
+            created, written = self._upsert_sqlite(conn, unique, columns)
+        return created, written - created, len(unique) - written
+
+    def _on_conflict(self, columns, differs):
+        """Return the ON CONFLICT clause that rewrites a row only when a value differs."""
+        table = self.table.name
+        return (
+            f"ON CONFLICT ({', '.join(KEY_COLUMNS)}) DO UPDATE SET "
+            + ", ".join(f"{name} = excluded.{name}" for name in (*columns, "synced_at"))
+            + " WHERE "
+            + " OR ".join(f"{table}.{name} {differs} excluded.{name}" for name in columns)
+        )
+
+    # -- PostgreSQL ----------------------------------------------------------------------
+    def _upsert_postgresql(self, conn, unique, columns):
+        """Run the page as one INSERT … SELECT from its JSON; return (created, written)."""
+        sql = self._plans.get(columns)
+        if sql is None:
+            table, names = self.table.name, ("cliniko_id", *columns)
+            sql = self._plans[columns] = (
+                f"INSERT INTO {table} (organization_id, synced_at, {', '.join(names)}) "
+                f"SELECT %s, %s, {', '.join('r.' + name for name in names)} "
+                f"FROM jsonb_populate_recordset(NULL::{table}, %s::jsonb) AS r "
+                + self._on_conflict(columns, "IS DISTINCT FROM")
+                # A row this statement inserted has no xmax; one it updated carries our xid.
+                + f" RETURNING {table}.xmax = 0"
+            )
+        page = json.dumps(list(unique.values()), default=json_value, separators=(",", ":"))
+        written = conn.exec_driver_sql(sql, (self.org_id, utc_text(utcnow()), page)).all()
+        return sum(1 for (inserted,) in written if inserted), len(written)
+
+    # -- SQLite --------------------------------------------------------------------------
+    def _upsert_sqlite(self, conn, unique, columns):
+        """Run the page through one prepared statement; return (created, written)."""
+        sql, count_existing, get, converters = self._sqlite_plan(columns)
+        head = (self.org_id, utc_text(utcnow()))
+        params = []
+        for row in unique.values():
+            values = get(row)
+            if converters:
+                values = list(values)
+                for index, convert in converters:
+                    if values[index] is not None:
+                        values[index] = convert(values[index])
+            params.append((*head, *values))
+        existing = conn.exec_driver_sql(count_existing, (self.org_id, json.dumps(list(unique)))).scalar()
+        driver = conn.connection.driver_connection
+        before = driver.total_changes  # an unchanged row (WHERE false) is not a change
+        conn.exec_driver_sql(sql, params)
+        return len(unique) - existing, driver.total_changes - before
+
+    def _sqlite_plan(self, columns):
+        """Return (upsert SQL, existing-count SQL, row → values getter, [(index, converter)])."""
+        plan = self._plans.get(columns)
+        if plan is not None:
+            return plan
+        table = self.table.name
+        names = ("organization_id", "synced_at", "cliniko_id", *columns)
+        sql = (
+            f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+            + self._on_conflict(columns, "IS NOT")
+        )
+        count_existing = (
+            f"SELECT count(*) FROM {table} WHERE organization_id = ? "
+            "AND cliniko_id IN (SELECT value FROM json_each(?))"
+        )
+        dialect = db.engine.dialect
+        converters = []
+        for index, name in enumerate(("cliniko_id", *columns)):
+            column_type = self.table.c[name].type
+            if isinstance(column_type, UTCDateTime):
+                converters.append((index, utc_text))
+            else:
+                convert = column_type.dialect_impl(dialect).bind_processor(dialect)
+                if convert is not None:
+                    converters.append((index, convert))
+        plan = self._plans[columns] = (sql, count_existing, itemgetter("cliniko_id", *columns), converters)
+        return plan
+
+
+def utc_text(value):
+    """Return a datetime as naive UTC text with microseconds: how SQLAlchemy stores one on
+    SQLite, and a literal PostgreSQL reads into `timestamp without time zone`."""
+    if value.tzinfo is not None and value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]
+
+
+def json_value(value):
+    """Encode what json cannot: datetimes as naive UTC text, dates as YYYY-MM-DD."""
+    if isinstance(value, datetime):
+        return utc_text(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"cannot store {type(value).__name__} in a page upsert")
