@@ -170,28 +170,6 @@ def use_sqlite_wal(engine):
     engine.dispose()
 
 
-WHAT_IF_INDEX = "bench_ix_appointments_org_patient_starts"
-
-
-def add_activity_index(app):
-    """Database-only what-if: the composite index the activity step's correlated subqueries
-    need, (organization_id, patient_cliniko_id, starts_at). Returns the seconds it took."""
-    from sqlalchemy import text
-
-    from routiq_admin.extensions import db
-
-    with app.app_context():
-        t0 = time.monotonic()
-        db.session.execute(
-            text(
-                f"CREATE INDEX IF NOT EXISTS {WHAT_IF_INDEX} "
-                "ON appointments (organization_id, patient_cliniko_id, starts_at)"
-            )
-        )
-        db.session.commit()
-        return time.monotonic() - t0
-
-
 def make_app(config):
     from routiq_admin import create_app
 

@@ -216,18 +216,12 @@ def big_clinic(
     first_budget=300,
     incremental_budget=120,
     activity_budget=60,
-    what_if_index=True,
-    what_if_first=True,
     log=print,
 ):
     """A big clinic: first full sync over HTTP with one worker, then an unchanged incremental
     run; each within a time budget. A run over budget is abandoned (worker killed, run marked
     failed in the scratch database); a first sync that did not even reach the activity step is
     completed by the ingest path instead (bench/ingest.py, same engine in-process).
-
-    With `what_if_index`, when a run was abandoned in the activity step the index
-    (organization_id, patient_cliniko_id, starts_at) is added to the scratch database and the
-    incremental run is measured again (a database-only what-if: no code changes).
     """
     from routiq_admin.cliniko.simulator import Simulator, SimulatorServer
 
@@ -289,41 +283,10 @@ def big_clinic(
         if second["status"] == "timeout":
             _abandon(app, worker, second["run_id"])
             worker = None
-        if what_if_index and "timeout" in (first["status"], second["status"]):
-            seconds = common.add_activity_index(app)
-            result["what_if_index_build_seconds"] = seconds
-            if worker is None:
-                worker = common.Worker(config, os.path.join(rundir, "worker.log"))
-            third = _one_sync(app, org_id, sim, timeout=first_budget, watch_step=ACTIVITY_STEP)
-            result["second_with_index"] = third
-            log(f"  incremental (what-if index): {_describe(third)}")
         with app.app_context():
             from routiq_admin.extensions import db
 
             db.engine.dispose()
-        if what_if_index and what_if_first and first["status"] == "timeout":
-            # The first full sync again, on a fresh database that has the index from the start.
-            url2 = f"sqlite:///{os.path.join(rundir, 'routiq-index.db')}"
-            config2 = {**config, "SQLALCHEMY_DATABASE_URI": url2}
-            app2 = common.make_app(config2)
-            common.migrate(app2)
-            common.add_activity_index(app2)
-            with app2.app_context():
-                org2 = common.make_org().id
-            if worker is not None:
-                worker.stop()
-            redis.flush()  # the previous runs' rate-limit slots and queue
-            worker = common.Worker(config2, os.path.join(rundir, "worker.log"))
-            full = _one_sync(app2, org2, sim, timeout=first_budget, watch_step=ACTIVITY_STEP)
-            result["first_with_index"] = full
-            log(f"  first full sync over HTTP (what-if index): {_describe(full)}")
-            if full["status"] == "timeout":
-                _abandon(app2, worker, full["run_id"])
-                worker = None
-            with app2.app_context():
-                from routiq_admin.extensions import db
-
-                db.engine.dispose()
     finally:
         if worker is not None:
             worker.stop()

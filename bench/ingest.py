@@ -189,7 +189,6 @@ def ingest(
     workdir=None,
     activity=False,
     sqlite_wal=False,
-    what_if_index=False,
 ):
     """Full comprehensive sync of a simulated clinic into `database_url` (migrated here)."""
     import tempfile
@@ -206,8 +205,6 @@ def ingest(
     if sqlite_wal:
         with app.app_context():
             common.use_sqlite_wal(db.engine)
-    if what_if_index:
-        common.add_activity_index(app)
     sim = Simulator(patients=patients, appointments=appointments, seed=seed, rate_limit_per_minute=None)
     account = sim.account(common.BENCH_KEY)
     # Warm up: render one page of each big resource, so lazily built simulator state is not
@@ -259,7 +256,6 @@ def ingest(
         result = {
             "database": db.engine.dialect.name,
             "sqlite_wal": bool(sqlite_wal),
-            "what_if_index": bool(what_if_index),
             "driver": db.engine.dialect.driver,
             "patients": patients,
             "appointments": appointments,
@@ -300,7 +296,6 @@ def run_subprocess(
     profile=None,
     activity=False,
     sqlite_wal=False,
-    what_if_index=False,
     timeout=3600,
 ):
     """Run one ingest in a fresh Python process; return its JSON result."""
@@ -325,8 +320,6 @@ def run_subprocess(
         args.append("--activity")
     if sqlite_wal:
         args.append("--sqlite-wal")
-    if what_if_index:
-        args.append("--what-if-index")
     env = dict(os.environ, PYTHONPATH=common.ROOT, LOG_LEVEL="WARNING")
     done = subprocess.run(args, cwd=common.ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -348,11 +341,6 @@ def main(argv=None):
         action="store_true",
         help="what-if: SQLite in WAL mode with synchronous=NORMAL (the app does not set this)",
     )
-    parser.add_argument(
-        "--what-if-index",
-        action="store_true",
-        help="what-if: add the index (organization_id, patient_cliniko_id, starts_at) to appointments",
-    )
     args = parser.parse_args(argv)
     result = ingest(
         args.database_url,
@@ -362,7 +350,6 @@ def main(argv=None):
         profile=args.profile,
         activity=args.activity,
         sqlite_wal=args.sqlite_wal,
-        what_if_index=args.what_if_index,
     )
     print(json.dumps(result, default=str), flush=True)
 

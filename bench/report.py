@@ -196,10 +196,8 @@ def big_table(big):
             ]
         )
 
-    row("first full sync (as shipped)", big.get("first"))
-    row("incremental, unchanged (as shipped)", big.get("second"))
-    row("incremental, unchanged (what-if index)", big.get("second_with_index"))
-    row("first full sync (what-if index)", big.get("first_with_index"))
+    row("first full sync", big.get("first"))
+    row("incremental, unchanged", big.get("second"))
     return table(
         [
             "run (HTTP, one worker, SQLite)",
@@ -289,16 +287,12 @@ def summary_rows(e2e_first, e2e_second, made, floor, ingest_results, big, args):
             t = "not finished" if sec["status"] == "timeout" else f"{sec['seconds']:.2f} s"
             rows.append(
                 [
-                    f"unchanged incremental at {size}: time (as shipped)",
+                    f"unchanged incremental at {size}: time",
                     "—",
                     t,
                     "**no**" if sec["status"] == "timeout" else "",
                 ]
             )
-            wi = big.get("second_with_index")
-            if wi:
-                t = "not finished" if wi["status"] == "timeout" else f"{wi['seconds']:.2f} s"
-                rows.append([f"unchanged incremental at {size}: time (what-if index)", "—", t, ""])
     return table(["figure", "target", "measured", "met"], rows)
 
 
@@ -321,18 +315,10 @@ def _sections(results, args):
         out.append(("3. Ingest rate and memory (no HTTP)", ingest_table(results["ingest"])))
     if results.get("activity"):
         rows = [
-            [
-                f"{a['patients']:,} / {a['appointments']:,}",
-                "what-if index" if a["what_if_index"] else "as shipped",
-                fmt_s(a["seconds"]),
-            ]
-            for a in results["activity"]
+            [f"{a['patients']:,} / {a['appointments']:,}", fmt_s(a["seconds"])] for a in results["activity"]
         ]
         out.append(
-            (
-                "3b. The activity step alone (SQLite)",
-                table(["patients / appts", "schema", "refresh_activity"], rows),
-            )
+            ("3b. The activity step alone (SQLite)", table(["patients / appts", "refresh_activity"], rows))
         )
     if results.get("big"):
         big = results["big"]
@@ -373,7 +359,7 @@ def render_document(results, args, command):
         "## How to run",
         "",
         "```",
-        "make bench                      # full run (~15 min), rewrites this file",
+        "make bench                      # full run (~10 min), rewrites this file",
         "python -m bench.run --quick     # small sizes, under a minute, prints only",
         "python -m bench.run --only ingest --database-url none   # SQLite ingest only",
         "python -m bench.ingest --database-url sqlite:////tmp/x.db --patients 100000 --appointments 300000 --profile /tmp/ingest.prof",
@@ -388,8 +374,7 @@ def render_document(results, args, command):
         f"- `nproc`: {m['nproc']} ({m['cpu']})",
         f"- Python {m['python']} on {m['platform']}",
         f"- {m['packages']}; SQLite {sqlite_version()}; PostgreSQL server {pg_version(args)}",
-        f"- load average {m['loadavg_start']} at start, {m['loadavg_end']} at end "
-        "(other engineers ran test suites on this machine at the same time)",
+        f"- load average {m['loadavg_start']} at start, {m['loadavg_end']} at end",
         "- `free -h`:",
         "",
         "```",
@@ -465,22 +450,18 @@ def _figures(results):
     runs = results.get("e2e") or []
     f["e2e"] = f"{common.median([r['first']['seconds'] for r in runs]):.1f}" if runs else "—"
     f["queue"] = f"{common.median([r['first']['queue_wait_seconds'] for r in runs]):.2f}" if runs else "—"
-    act = {a["what_if_index"]: a for a in results.get("activity") or []}
-    f["act_n"] = (
-        f"{act[False]['patients'] // 1000}k / {act[False]['appointments'] // 1000}k" if False in act else "—"
-    )
-    f["act"] = f"{act[False]['seconds']:.0f}" if False in act else "—"
-    f["act_ix"] = f"{act[True]['seconds']:.2f}" if True in act else "—"
+    act = sorted(results.get("activity") or [], key=lambda a: a["patients"])
+    for key, a in zip(("act_small", "act_big"), (act[:1] + act[-1:]) if act else (), strict=False):
+        f[key] = f"{a['seconds']:.2f} s at {a['patients'] // 1000}k / {a['appointments'] // 1000}k"
+    f.setdefault("act_small", "—")
+    f.setdefault("act_big", "—")
     big = results.get("big") or {}
-
-    def secs(run, key="seconds"):
-        return f"{run[key]:.1f}" if run and run.get(key) is not None else "—"
-
-    f["big_reach"] = secs((big.get("first") or {}).get("watched"))
-    f["big_first_ix"] = secs(big.get("first_with_index"))
-    f["big_inc_ix"] = secs(big.get("second_with_index"))
     sec = big.get("second")
+    f["big_inc"] = f"{sec['seconds']:.2f}" if sec and sec.get("seconds") is not None else "—"
     f["big_inc_appts"] = sec["requests"].get("individual_appointments", "—") if sec else "—"
+    first = big.get("first")
+    f["big_first"] = f"{first['seconds']:.1f}" if first and first.get("seconds") is not None else "—"
+    f["big_first_requests"] = first["cliniko_requests"] if first else "—"
     return f
 
 
@@ -489,96 +470,58 @@ def analysis(results):
 
 
 ANALYSIS = """
-## Where the time goes, and what would fix it
+## Where the time goes
 
-Figures in this section come from the tables above unless marked *(dev)*: those were measured
-on the same machine while writing the bench (2026-11-28) and are not re-measured by it.
-The breakdown columns of table 3 are measured inside the real engine (`SyncEngine._ingest`):
-`Upserter.upsert`, the guarded progress `UPDATE … RETURNING` of `_commit`, and the DBAPI
-`COMMIT`; "parse + rest" is the remainder of `_ingest` (parse, counters, marks).
+Figures here come from the tables above unless marked *(dev)*: those were measured on this
+machine while changing the code (2026-11-29) and are not re-measured by the bench. Table 3's
+breakdown is measured inside the real engine (`SyncEngine._ingest`): `Upserter.upsert`, the
+guarded progress `UPDATE … RETURNING` of `_commit`, and the DBAPI `COMMIT`; "parse + rest" is
+the remainder (parse, counters, marks).
 
-**Guide clinic (target met).** {e2e} s from trigger to `completed` (RQ hand-off {queue} s); the
-rest is Cliniko latency: 14 requests, page 1 of each list first and the others 4 at a time, the
-4 reference lists one after another (~0.4 s of the total).
+**Guide clinic.** {e2e} s from trigger to `completed` (RQ hand-off {queue} s); the rest is
+Cliniko's latency: 14 requests, page 1 of each list first and the others 4 at a time, the 4
+reference lists one after another.
 
-**Activity step: O(patients × appointments) on SQLite, the blocker at 100k.**
-`refresh_activity` (routiq_admin/sync/activity.py) updates every patient with five correlated
-subqueries. For the four with a `starts_at` range, SQLite (no `ANALYZE` statistics) picks
-`ix_appointments_org_starts (organization_id, starts_at)` and walks the organization's
-appointments in that range once per patient: {act_n} took {act} s (table 3b). At 100k / 300k
-that is hours, so neither the first full sync (which reached the activity step after
-{big_reach} s) nor an unchanged incremental run (which recomputes activity too) finishes.
-Fix, any one of:
-- an index `(organization_id, patient_cliniko_id, starts_at)` on `appointments` (a migration;
-  it should *replace* `ix_appointments_org_patient`, a prefix of it, because every secondary
-  index in random key order adds ~100 dirty pages to each page's commit, see below). Every
-  subquery becomes a seek. Measured as a database-only what-if: {act_n} in {act_ix} s; at
-  100k / 300k the first full sync completes in {big_first_ix} s and the unchanged incremental
-  run in {big_inc_ix} s (table 4);
-- or compute the aggregates in one `GROUP BY patient_cliniko_id` pass and `UPDATE … FROM` it
-  (SQLite ≥ 3.33 and PostgreSQL), plus a reset of patients that have none;
-- `ANALYZE` / `PRAGMA optimize` after a big ingest also fixes the SQLite plan *(dev: 10k / 30k
-  in 0.3 s)*, but depends on statistics. On PostgreSQL without statistics (this server runs
-  with autovacuum off) the step took *(dev)* ~5 s at 10k / 30k, 0.8 s after `ANALYZE`.
+**SQLite ingest: {sq_rate}/s at 100k / 300k, {sqs_rate}/s at 10k / 30k.** Per record the
+upsert takes {sq_upsert} µs and parse and the rest {sq_rest} µs; a commit costs {sq_commit} ms.
+What got it here, each measured at 100k / 300k *(dev; this machine ran the code as it stood on
+2026-11-28 at 8,000–9,000/s)*:
+- prefetched pages share a commit for up to 1 s (README, "Decisions"); every commit rewrites
+  the index pages its rows touched, and `ix_appointments_org_patient_starts` and
+  `ix_appointments_org_starts` receive keys in random order, so a commit per page paid for the
+  same pages again and again (0.25 s: 16,700/s; 1 s: 20,000/s);
+- the SQLite upsert is one prepared statement run by `executemany`, with values converted
+  once in `sync/upsert.py` (SQLAlchemy's per-parameter bind processing, eight `UTCDateTime`
+  columns per appointment through a TypeDecorator, was half of the upsert time);
+- a 16 MiB page cache per SQLite connection instead of SQLite's 2 MiB (+10–20 %), a fixed
+  bound: it does not grow with the clinic;
+- `cliniko/parse.py` builds each row in one dict without `urlsplit` (13.6 → 8.0 µs per
+  appointment).
+What is left is mostly SQLite maintaining three indexes on `appointments` (the upsert costs
+~10 µs per record with only the unique index, ~34 µs with all three and a commit per page).
+WAL + `synchronous=NORMAL` (what-if row: {wal_rate}/s) saves fsyncs, not page writes.
 
-**SQLite ingest (target 20,000/s missed: {sq_rate}/s at 100k / 300k, {sqs_rate}/s at 10k / 30k).**
-Per 100-record page: the `COMMIT` {sq_commit} ms, the upsert {sq_upsert} µs per record, the
-guarded progress `UPDATE` {sq_update} ms, parse and the rest {sq_rest} µs per record.
-- The COMMIT grows with the database: each page of 100 appointments dirties ~200 B-tree pages
-  *(dev: 15 WAL frames per commit into an empty table, 180–220 once it holds 20k–100k rows)*,
-  because `ix_appointments_org_patient` and `ix_appointments_org_starts` receive keys in
-  random order, and the design commits every page. WAL + `synchronous=NORMAL` (what-if row:
-  {wal_rate}/s, COMMIT {wal_commit} ms) saves the fsyncs but not the page writes at this size
-  *(dev: at 10k / 30k it cut the COMMIT from ~2.2 to ~1 ms)*. Worth doing anyway (readers no
-  longer block the writer): a `connect` event in the app's engine setup. 20,000/s on SQLite
-  needs fewer commits than one per page, or fewer secondary indexes written in random key
-  order — design decisions, not local fixes.
-- The upsert is SQLAlchemy's per-row bind processing (eight `UTCDateTime` columns per
-  appointment go through the TypeDecorator and SQLite's DATETIME string formatting) plus
-  SQLite itself *(dev: ~10 µs per record of it inside the driver)*.
-- Progress `UPDATE`: `_commit` builds `update().values(**16 values)` afresh per page and runs it
-  through the ORM session; built once with bind parameters and run on the session's
-  connection it costs *(dev)* 0.06 ms instead of 0.47 ms per page. Parsing is not the
-  problem *(dev: `parse.appointment_row` 5.8 µs per appointment)*.
+**PostgreSQL ingest: {pg_rate}/s at 100k / 300k.** A page travels as one JSON parameter that
+`jsonb_populate_recordset(NULL::appointments, …)` unpacks into the table's own row type. The
+previous form, `INSERT … SELECT unnest(array)` with one array per column, spent most of its
+time in psycopg's text array dumper, which quotes every element with a regular expression in
+Python *(dev: 8,900/s; JSON: 12,600/s)*. On the server a page of 100 appointments takes
+*(dev, `EXPLAIN ANALYZE`)* ~3 ms: four B-tree indexes, the heap, and the per-row foreign-key
+check on `organization_id` (~0.65 ms). psycopg2 instead of psycopg 3 (what-if row):
+{pg2_rate}/s.
 
-**PostgreSQL ingest (target 10,000/s missed: {pg_rate}/s with psycopg 3).** Two causes, one
-fixed here:
-- *Fixed in upsert.py:* the per-page "which keys exist" `SELECT` went quadratic. Without
-  statistics (a first big import, or autovacuum off as here) the planner answers
-  `organization_id = $1 AND cliniko_id IN (…)` from `ix_appointments_org_starts`, reading every
-  row of the organization *(dev: 0.7 ms per page at first, 25 ms per page once the table held
-  10k rows; 10k / 30k ingest 2,000 records/s)*. PostgreSQL now gets created vs updated from the
-  upsert's own `RETURNING (xmax = 0)` and makes no SELECT.
-- *Not fixed:* the upsert costs {pg_upsert} µs per record. psycopg 3 converts SQLAlchemy's
-  `%(name)s` placeholders to `$n` in Python and caches that only for statements up to 4 KB; a
-  100-row insertmanyvalues batch is ~80 KB with ~2,100 parameters, so every page pays
-  *(dev)* ~6 ms in `psycopg._queries` before the server sees it. With psycopg2 (what-if row,
-  interpolation in C): {pg2_rate}/s, {pg2_upsert} µs per record. Fix: send a page as one
-  `INSERT … SELECT … FROM unnest(:col1_array, :col2_array, …) ON CONFLICT …` — a short,
-  cached, prepared statement with one array parameter per column.
+**Activity step.** {act_small}, {act_big} (table 3b): the index `(organization_id,
+patient_cliniko_id, starts_at)` (migration 0002) turns each patient's counts into seeks.
 
-**Memory (target met).** Pages are streamed: the client yields pages and the engine keeps
+**Memory.** Pages are streamed: the client yields pages, at most 4 ahead, and the engine keeps
 counters, the newest mark and at most 50 errors. Peak traced Python allocations during the run:
 {traced} MiB at 100k / 300k, {traced_small} MiB at 10k / 30k; process RSS does not grow during
 either run (its level is the simulator's clinic, built before the run).
 
-**Incremental requests at 100k / 300k (target ≤ 1 per entity: patients 1, appointments
-{big_inc_appts}).** The simulator clamps generated edit times to the end of yesterday, so
-*(dev)* 1,747 appointments share the newest `updated_at` second, and the engine deliberately
-re-reads the mark's own second (`MARK_OVERLAP`: Cliniko timestamps are whole seconds):
-ceil(1,747 / 100) = 18 pages. With the guide clinic's data (5 records in that second) it is
-one request per entity. The 4 reference lists are fetched whole every run.
-
-**Code changed for speed (routiq_admin/sync/upsert.py only):**
-1. the "existing keys" SELECT is built once per Upserter with an expanding bind parameter
-   (was: a new `select().where(in_(list))` per page);
-2. both statements execute on `db.session.connection()` (same transaction and bind) instead of
-   `db.session.execute`, which for Core statements only adds per-statement overhead;
-3. PostgreSQL: no SELECT; `RETURNING cliniko_id, (xmax = 0) AS inserted` tells inserted rows
-   from updated ones. SQLite keeps the SELECT (its planner always uses the unique index).
-*(dev, 10k / 30k:)* 1 + 2 cut SQLite's upsert time by ~15 % (1.48 → 1.26 s); 3 took the
-PostgreSQL ingest from 2,000 to ~5,500 records/s. tests/sync (55 tests) pass on SQLite and on
-PostgreSQL (`TEST_DATABASE_URL` = the scratch database).
+**Big clinic over HTTP.** The first full sync made {big_first_requests} requests, the floor,
+in {big_first} s; the unchanged incremental run made one request per entity
+(appointments: {big_inc_appts}) and took {big_inc} s, most of it the activity step, which
+recomputes every patient each run.
 """
 
 METHOD = """
@@ -596,14 +539,14 @@ METHOD = """
 3. **Ingest** (`bench/ingest.py`, one fresh process per row): the real `SyncEngine.run()`
    (comprehensive, full) with its Cliniko client replaced by an in-process one that renders
    the simulator's records 100 per page (the same dicts the HTTP client decodes; generated
-   lazily). Rendering time is measured and subtracted; the activity step is skipped (table 3b
-   and 4 measure it). records/s = (patients + appointments) / their `_ingest` time. Memory =
+   lazily). Every next page is at hand, as a prefetched one is, so pages share a commit for up
+   to 1 s as they do behind the HTTP client's prefetch. Rendering time is measured and
+   subtracted; the activity step is skipped (table 3b and 4 measure it). records/s = (patients + appointments) / their `_ingest` time. Memory =
    the process's `ru_maxrss` after minus before the run (the simulator's clinic is built
    before); "traced" = `tracemalloc` peak in a separate run.
 4. **Big clinic** (`bench/e2e.py: big_clinic`): `Simulator(100_000, 300_000,
    rate_limit_per_minute=100_000)` over HTTP, no latency, `CLINIKO_RATE_LIMIT_PER_MINUTE=100000`,
-   one worker, SQLite. Runs that cannot finish (the activity step) are given a budget, then
-   the worker and its work horse are killed and the scratch run marked failed; all pages and
-   marks were already committed, so the incremental run that follows is a true unchanged
-   incremental run. "What-if index" rows add the activity index to the scratch database only.
+   one worker, SQLite. Each run has a time budget; a run over it is abandoned (worker and work
+   horse killed, run marked failed) and reported as not finished; pages and marks it committed
+   stay, so the incremental run that follows is still a true unchanged incremental run.
 """

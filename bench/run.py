@@ -1,6 +1,6 @@
 """`make bench` / `python -m bench.run`: the sync engine's performance figures (issue 4).
 
-Full run (about 15 minutes on 2 cores): the guide's clinic end to end through one real RQ
+Full run (about 10 minutes on 2 cores): the guide's clinic end to end through one real RQ
 worker (3 fresh first syncs + an incremental run each), requests against the floor, the
 100,000-patient / 300,000-appointment ingest rate and memory on SQLite and PostgreSQL, and an
 unchanged incremental run at that size. Writes docs/benchmarks.md unless --no-write.
@@ -94,20 +94,16 @@ def measure_ingest(workdir, args):
 
 
 def measure_activity(workdir, args):
-    """The activity step alone, as shipped and with the what-if index, at a size where the
-    shipped version still finishes."""
+    """The activity step alone (SQLite), at the small and the big size."""
     from . import ingest
 
-    n, m = args.activity_patients, args.activity_appointments
-    log(f"  activity step alone at {n:,} / {m:,} (SQLite), as shipped and with the what-if index …")
     out = []
-    for what_if in (False, True):
-        path = os.path.join(workdir, f"activity-{int(what_if)}.db")
-        r = ingest.run_subprocess(f"sqlite:///{path}", n, m, activity=True, what_if_index=what_if)
-        out.append(
-            {"what_if_index": what_if, "patients": n, "appointments": m, "seconds": r["activity_seconds"]}
-        )
-        log(f"    {'with index' if what_if else 'as shipped'}: {r['activity_seconds']:.2f} s")
+    for n, m in ((args.small_patients, args.small_appointments), (args.big_patients, args.big_appointments)):
+        log(f"  activity step alone at {n:,} / {m:,} (SQLite) …")
+        path = os.path.join(workdir, f"activity-{n}.db")
+        r = ingest.run_subprocess(f"sqlite:///{path}", n, m, activity=True)
+        out.append({"patients": n, "appointments": m, "seconds": r["activity_seconds"]})
+        log(f"    {r['activity_seconds']:.2f} s")
         for suffix in ("", "-journal"):
             if os.path.exists(path + suffix):
                 os.remove(path + suffix)
@@ -130,8 +126,6 @@ def measure_big(redis, workdir, args):
         first_budget=args.first_budget,
         incremental_budget=args.incremental_budget,
         activity_budget=args.activity_budget,
-        what_if_index=True,  # cheap, and the only way the incremental run finishes
-        what_if_first=args.what_ifs,
         log=log,
     )
 
@@ -168,15 +162,12 @@ def parse_args(argv):
         args.runs = min(args.runs, 1)
         args.big_patients, args.big_appointments = 5_000, 15_000
         args.small_patients, args.small_appointments = 1_000, 3_000
-        args.activity_patients, args.activity_appointments = 1_000, 3_000
         args.what_ifs = False
         args.tracemalloc = False
         args.first_budget, args.incremental_budget, args.activity_budget = 60, 30, 10
-        args.only = args.only.replace("activity", "")
     else:
         args.big_patients, args.big_appointments = 100_000, 300_000
         args.small_patients, args.small_appointments = 10_000, 30_000
-        args.activity_patients, args.activity_appointments = 10_000, 30_000
         args.first_budget, args.incremental_budget, args.activity_budget = 300, 120, 60
     args.big_rate_limit = 100_000
     args.sections = {s.strip() for s in args.only.split(",") if s.strip()}
