@@ -324,7 +324,8 @@ def run_subprocess(
     done = subprocess.run(args, cwd=common.ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
-        raise RuntimeError(f"ingest subprocess failed ({done.returncode}):\n{done.stderr[-4000:]}")
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"ingest subprocess failed ({done.returncode}): {last}\n{done.stderr[-4000:]}")
     return json.loads(lines[-1])
 
 

@@ -129,7 +129,8 @@ def ingest_table(results):
     rows = []
     for r in results:
         if "error" in r:
-            rows.append([r["label"], "error", r["error"][:80], "", "", "", "", "", "", ""])
+            first_line = r["error"].splitlines()[0][:80]
+            rows.append([r["label"], "error", first_line, "", "", "", "", "", "", ""])
             continue
         t = r["timings"]
         pages = r["pages"]
@@ -244,7 +245,6 @@ def summary_rows(e2e_first, e2e_second, made, floor, ingest_results, big, args):
         ("sqlite", "as shipped", f"SQLite ingest, {size}", TARGET_SQLITE),
         ("sqlite", "what-if WAL + synchronous=NORMAL", f"SQLite ingest, {size}, what-if WAL", TARGET_SQLITE),
         ("postgresql", "as shipped (psycopg 3)", f"PostgreSQL ingest, {size} (psycopg 3)", TARGET_PG),
-        ("postgresql", "what-if psycopg2 driver", f"PostgreSQL ingest, {size}, what-if psycopg2", TARGET_PG),
     ):
         r = find(db, label)
         if r:
@@ -439,7 +439,6 @@ def _figures(results):
         ("sqs", "sqlite", "as shipped, small"),
         ("wal", "sqlite", "what-if WAL + synchronous=NORMAL"),
         ("pg", "postgresql", "as shipped (psycopg 3)"),
-        ("pg2", "postgresql", "what-if psycopg2 driver"),
     ):
         r = find(db, label)
         for k, v in (per(r) if r else dash).items():
@@ -507,8 +506,7 @@ previous form, `INSERT … SELECT unnest(array)` with one array per column, spen
 time in psycopg's text array dumper, which quotes every element with a regular expression in
 Python *(dev: 8,900/s; JSON: 12,600/s)*. On the server a page of 100 appointments takes
 *(dev, `EXPLAIN ANALYZE`)* ~3 ms: four B-tree indexes, the heap, and the per-row foreign-key
-check on `organization_id` (~0.65 ms). psycopg2 instead of psycopg 3 (what-if row):
-{pg2_rate}/s.
+check on `organization_id` (~0.65 ms).
 
 **Activity step.** {act_small}, {act_big} (table 3b): the index `(organization_id,
 patient_cliniko_id, starts_at)` (migration 0002) turns each patient's counts into seeks.

@@ -62,11 +62,9 @@ def measure_ingest(workdir, args):
                 os.remove(path + suffix)
         return r
 
-    def postgres(name, patients, appointments, driver=None, **kw):
+    def postgres(name, patients, appointments, **kw):
         log(f"  PostgreSQL {name}: {patients:,} patients / {appointments:,} appointments …")
         with common.postgres_database(args.database_url, args.pg_database) as url:
-            if driver:
-                url = url.replace("postgresql://", f"postgresql+{driver}://", 1)
             r = ingest.run_subprocess(url, patients, appointments, **kw)
         r["label"] = name
         results.append(r)
@@ -85,8 +83,6 @@ def measure_ingest(workdir, args):
         try:
             postgres("as shipped (psycopg 3)", n, m)
             postgres("as shipped, small", small_n, small_m)
-            if args.what_ifs:
-                postgres("what-if psycopg2 driver", n, m, driver="psycopg2")
         except Exception as exc:  # PostgreSQL unreachable: report, do not lose the rest
             log(f"    PostgreSQL skipped: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
             results.append({"label": "postgresql", "error": f"{type(exc).__name__}: {exc}"[:500]})
