@@ -499,8 +499,8 @@ What got it here, each measured at 100k / 300k *(dev; this machine ran the code 
   bound: it does not grow with the clinic;
 - `cliniko/parse.py` builds each row in one dict without `urlsplit` (13.6 → 8.0 µs per
   appointment).
-What is left is mostly SQLite maintaining three indexes on `appointments` (the upsert costs
-~10 µs per record with only the unique index, ~34 µs with all three and a commit per page).
+What is left is mostly SQLite maintaining three indexes on `appointments` *(dev: SQLite alone costs
+~10 µs per record with only the unique index, ~34 µs with all three)*.
 WAL + `synchronous=NORMAL` (what-if row: {wal_rate}/s) saves fsyncs, not page writes.
 
 **PostgreSQL ingest: {pg_rate}/s at 100k / 300k.** A page travels as one JSON parameter that
