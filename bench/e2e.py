@@ -103,6 +103,30 @@ def _one_sync(app, org_id, sim, full=False, timeout=600, watch_step=None, step_b
     return result
 
 
+def _scratch_app(url, redis, rundir, server, rate_limit):
+    """Return (config, migrated app, organization id) for one run against `server`."""
+    config = common.app_config(
+        url,
+        redis.url,
+        os.path.join(rundir, "instance"),
+        server.base_url,
+        CLINIKO_RATE_LIMIT_PER_MINUTE=rate_limit,
+    )
+    app = common.make_app(config)
+    common.migrate(app)
+    with app.app_context():
+        org_id = common.make_org().id
+    return config, app, org_id
+
+
+def _dispose(app):
+    """Close the app's database connections (the scratch file is removed afterwards)."""
+    from routiq_admin.extensions import db
+
+    with app.app_context():
+        db.engine.dispose()
+
+
 def _abandon(app, worker, run_id):
     """Kill the worker and its work horse mid-run, and mark the scratch run failed."""
     from routiq_admin.extensions import db
@@ -162,17 +186,7 @@ def guide_clinic(
         server = SimulatorServer(sim).start()
         worker = None
         try:
-            config = common.app_config(
-                url,
-                redis.url,
-                os.path.join(rundir, "instance"),
-                server.base_url,
-                CLINIKO_RATE_LIMIT_PER_MINUTE=rate_limit,
-            )
-            app = common.make_app(config)
-            common.migrate(app)
-            with app.app_context():
-                org_id = common.make_org().id
+            config, app, org_id = _scratch_app(url, redis, rundir, server, rate_limit)
             worker = common.Worker(config, os.path.join(rundir, "worker.log"))
             first = _one_sync(app, org_id, sim, timeout=timeout)
             first["db"] = _db_counts(app, org_id)
@@ -191,10 +205,7 @@ def guide_clinic(
                 f"({first['cliniko_requests']} requests), incremental {second['status']} "
                 f"{second['seconds']:.2f} s ({second['cliniko_requests']} requests)"
             )
-            with app.app_context():
-                from routiq_admin.extensions import db
-
-                db.engine.dispose()
+            _dispose(app)
         finally:
             if worker is not None:
                 worker.stop()
@@ -243,17 +254,7 @@ def big_clinic(
     server = SimulatorServer(sim).start()
     worker = None
     try:
-        config = common.app_config(
-            url,
-            redis.url,
-            os.path.join(rundir, "instance"),
-            server.base_url,
-            CLINIKO_RATE_LIMIT_PER_MINUTE=rate_limit,
-        )
-        app = common.make_app(config)
-        common.migrate(app)
-        with app.app_context():
-            org_id = common.make_org().id
+        config, app, org_id = _scratch_app(url, redis, rundir, server, rate_limit)
         worker = common.Worker(config, os.path.join(rundir, "worker.log"))
 
         first = _one_sync(
@@ -283,10 +284,7 @@ def big_clinic(
         if second["status"] == "timeout":
             _abandon(app, worker, second["run_id"])
             worker = None
-        with app.app_context():
-            from routiq_admin.extensions import db
-
-            db.engine.dispose()
+        _dispose(app)
     finally:
         if worker is not None:
             worker.stop()

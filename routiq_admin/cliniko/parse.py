@@ -80,9 +80,8 @@ PATIENT_STRINGS = (
 def patient_row(raw):
     """Map a Cliniko patient to Patient columns."""
     row = _base(raw, "patient")
+    row.update(_strings(raw, *PATIENT_STRINGS))
     get = raw.get
-    for column in PATIENT_STRINGS:
-        row[column] = _str(get(column), column)
     phones = _phone_numbers(get("patient_phone_numbers"))
     mobile = next((p["number"] for p in phones or () if p["phone_type"] == "Mobile"), None)
     row.update(

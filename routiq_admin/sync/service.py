@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from ..config import SYNC_MODES
 from ..errors import AppError, SyncAlreadyRunning, SyncNotActive, ValidationError
 from ..extensions import QueueUnavailable, db, get_queue, get_redis
-from ..models import ACTIVE_STATUSES, Patient, SyncRun, utcnow
+from ..models import ACTIVE_STATUSES, SYNCED_MODELS, Patient, SyncRun, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -281,14 +281,13 @@ def history(org_id, limit=10, offset=0, status=None, trigger=None, mode=None):
             SyncRun.organization_id == org_id, SyncRun.status == "completed"
         )
     ).scalar()
-    durations = [
-        (done - (started or created)).total_seconds()
-        for done, started, created in db.session.execute(
-            select(SyncRun.completed_at, SyncRun.started_at, SyncRun.created_at).where(
-                SyncRun.organization_id == org_id, SyncRun.status == "completed"
+    average = db.session.execute(
+        select(
+            func.avg(
+                _seconds_between(func.coalesce(SyncRun.started_at, SyncRun.created_at), SyncRun.completed_at)
             )
-        ).all()
-    ]
+        ).where(SyncRun.organization_id == org_id, SyncRun.status == "completed")
+    ).scalar()
     page = base
     if status:
         page = page.where(SyncRun.status == status)
@@ -310,10 +309,18 @@ def history(org_id, limit=10, offset=0, status=None, trigger=None, mode=None):
         "running_syncs": counts.get("starting", 0) + counts.get("running", 0),
         "last_sync_at": last_sync_at,
         "last_successful_sync_at": last_success,
-        "average_sync_duration_seconds": round(sum(durations) / len(durations), 1) if durations else 0.0,
+        # Milliseconds first: julianday arithmetic carries sub-millisecond noise.
+        "average_sync_duration_seconds": round(round(float(average), 3), 1) if average is not None else 0.0,
         "matching": matching,
         "runs": runs,
     }
+
+
+def _seconds_between(start, end):
+    """Return a SQL expression for the seconds from `start` to `end` on either database."""
+    if db.engine.dialect.name == "postgresql":
+        return func.extract("epoch", end - start)
+    return (func.julianday(end) - func.julianday(start)) * 86400.0
 
 
 def recent_failures(org_id, hours=24):
@@ -362,6 +369,14 @@ def patient_counts(org_id):
         select(func.count()).where(live, Patient.activity_status != "inactive")
     ).scalar()
     return total, active
+
+
+def stored_counts(org_id):
+    """Return how many rows of each synced entity the organization holds locally."""
+    return {
+        entity: db.session.execute(select(func.count()).where(model.organization_id == org_id)).scalar()
+        for entity, model in SYNCED_MODELS.items()
+    }
 
 
 def org_status(org):
@@ -447,14 +462,12 @@ def find_run(sync_id, org_ids):
 # -- read-side helpers for the dashboard (web/) ----------------------------------------------
 
 
-def last_finished_run(org_id):
-    """Return the organization's most recent finished run, or None."""
-    stmt = (
-        select(SyncRun)
-        .where(SyncRun.organization_id == org_id, SyncRun.status.in_(("completed", "failed", "cancelled")))
-        .order_by(SyncRun.created_at.desc(), SyncRun.id.desc())
-        .limit(1)
-    )
+def last_finished_run(org_id, statuses=("completed", "failed", "cancelled"), mode=None):
+    """Return the organization's most recent run that ended in one of `statuses`, or None."""
+    stmt = select(SyncRun).where(SyncRun.organization_id == org_id, SyncRun.status.in_(statuses))
+    if mode is not None:
+        stmt = stmt.where(SyncRun.mode == mode)
+    stmt = stmt.order_by(SyncRun.created_at.desc(), SyncRun.id.desc()).limit(1)
     return db.session.execute(stmt).scalar_one_or_none()
 
 

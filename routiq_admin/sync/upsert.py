@@ -32,6 +32,10 @@ class Upserter:
         self.org_id = org_id
         self._plans = {}
         self._postgresql = db.engine.dialect.name == "postgresql"
+        self._count_existing = (
+            f"SELECT count(*) FROM {self.table.name} WHERE organization_id = ? "
+            "AND cliniko_id IN (SELECT value FROM json_each(?))"
+        )
 
     def upsert(self, rows):
         """Write rows (dicts from cliniko.parse); return (created, updated, unchanged)."""
@@ -58,28 +62,37 @@ class Upserter:
             + " OR ".join(f"{table}.{name} {differs} excluded.{name}" for name in columns)
         )
 
+    def _plan(self, columns, build):
+        """Return what `build` makes for this column set, built on the first page only."""
+        plan = self._plans.get(columns)
+        if plan is None:
+            plan = self._plans[columns] = build(columns)
+        return plan
+
     # -- PostgreSQL ----------------------------------------------------------------------
     def _upsert_postgresql(self, conn, unique, columns):
         """Run the page as one INSERT … SELECT from its JSON; return (created, written)."""
-        sql = self._plans.get(columns)
-        if sql is None:
-            table, names = self.table.name, ("cliniko_id", *columns)
-            sql = self._plans[columns] = (
-                f"INSERT INTO {table} (organization_id, synced_at, {', '.join(names)}) "
-                f"SELECT %s, %s, {', '.join('r.' + name for name in names)} "
-                f"FROM jsonb_populate_recordset(NULL::{table}, %s::jsonb) AS r "
-                + self._on_conflict(columns, "IS DISTINCT FROM")
-                # A row this statement inserted has no xmax; one it updated carries our xid.
-                + f" RETURNING {table}.xmax = 0"
-            )
+        sql = self._plan(columns, self._postgresql_sql)
         page = json.dumps(list(unique.values()), default=json_value, separators=(",", ":"))
         written = conn.exec_driver_sql(sql, (self.org_id, utc_text(utcnow()), page)).all()
         return sum(1 for (inserted,) in written if inserted), len(written)
 
+    def _postgresql_sql(self, columns):
+        """Return the page's INSERT … SELECT FROM jsonb_populate_recordset … RETURNING."""
+        table, names = self.table.name, ("cliniko_id", *columns)
+        return (
+            f"INSERT INTO {table} (organization_id, synced_at, {', '.join(names)}) "
+            f"SELECT %s, %s, {', '.join('r.' + name for name in names)} "
+            f"FROM jsonb_populate_recordset(NULL::{table}, %s::jsonb) AS r "
+            + self._on_conflict(columns, "IS DISTINCT FROM")
+            # A row this statement inserted has no xmax; one it updated carries our xid.
+            + f" RETURNING {table}.xmax = 0"
+        )
+
     # -- SQLite --------------------------------------------------------------------------
     def _upsert_sqlite(self, conn, unique, columns):
         """Run the page through one prepared statement; return (created, written)."""
-        sql, count_existing, get, converters = self._sqlite_plan(columns)
+        sql, get, converters = self._plan(columns, self._sqlite_plan)
         head = (self.org_id, utc_text(utcnow()))
         params = []
         for row in unique.values():
@@ -90,26 +103,20 @@ class Upserter:
                     if values[index] is not None:
                         values[index] = convert(values[index])
             params.append((*head, *values))
-        existing = conn.exec_driver_sql(count_existing, (self.org_id, json.dumps(list(unique)))).scalar()
+        existing = conn.exec_driver_sql(
+            self._count_existing, (self.org_id, json.dumps(list(unique)))
+        ).scalar()
         driver = conn.connection.driver_connection
         before = driver.total_changes  # an unchanged row (WHERE false) is not a change
         conn.exec_driver_sql(sql, params)
         return len(unique) - existing, driver.total_changes - before
 
     def _sqlite_plan(self, columns):
-        """Return (upsert SQL, existing-count SQL, row → values getter, [(index, converter)])."""
-        plan = self._plans.get(columns)
-        if plan is not None:
-            return plan
-        table = self.table.name
+        """Return (upsert SQL, row → values getter, [(index, converter)])."""
         names = ("organization_id", "synced_at", "cliniko_id", *columns)
         sql = (
-            f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+            f"INSERT INTO {self.table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
             + self._on_conflict(columns, "IS NOT")
-        )
-        count_existing = (
-            f"SELECT count(*) FROM {table} WHERE organization_id = ? "
-            "AND cliniko_id IN (SELECT value FROM json_each(?))"
         )
         dialect = db.engine.dialect
         converters = []
@@ -121,8 +128,7 @@ class Upserter:
                 convert = column_type.dialect_impl(dialect).bind_processor(dialect)
                 if convert is not None:
                     converters.append((index, convert))
-        plan = self._plans[columns] = (sql, count_existing, itemgetter("cliniko_id", *columns), converters)
-        return plan
+        return sql, itemgetter("cliniko_id", *columns), converters
 
 
 def utc_text(value):

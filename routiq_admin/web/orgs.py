@@ -1,11 +1,9 @@
 """Organizations list and the organization page (connection, controls, health, freshness)."""
 
 from flask import Blueprint, flash, redirect, render_template, url_for
-from sqlalchemy import func, select
 
 from ..auth import require_principal, visible_organizations
-from ..extensions import db
-from ..models import SYNCED_MODELS, utcnow
+from ..models import utcnow
 from ..sync import service
 from . import charts
 from .common import is_htmx, localtime, org_context, org_zone
@@ -89,19 +87,18 @@ def summary_context(org):
         alerts.append(f"Slow sync performance: {average}s average")
     marks = service.sync_marks(org.id)
     # Reference data has no mark: every completed comprehensive run fetches it whole.
-    whole = service.history(org.id, limit=1, status="completed", mode="comprehensive")["runs"]
+    whole = service.last_finished_run(org.id, statuses=("completed",), mode="comprehensive")
+    stored = service.stored_counts(org.id)
     freshness = []
     for entity, label in ENTITY_LABELS.items():
-        model = SYNCED_MODELS[entity]
-        stored = db.session.execute(select(func.count()).where(model.organization_id == org.id)).scalar()
         mark = marks.get(entity)
         if mark is not None:
             synced, as_of = mark.last_success_at, mark.watermark
         elif entity in REFERENCE and whole:
-            synced, as_of = whole[0].completed_at, whole[0].started_at
+            synced, as_of = whole.completed_at, whole.started_at
         else:
             synced = as_of = None
-        freshness.append({"label": label, "synced": synced, "as_of": as_of, "stored": stored})
+        freshness.append({"label": label, "synced": synced, "as_of": as_of, "stored": stored[entity]})
     return {
         "org": org,
         "tz": tz,
