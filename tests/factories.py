@@ -1,7 +1,12 @@
 """Tiny factories for tests."""
 
+import itertools
+from datetime import timedelta
+
 from routiq_admin.extensions import db
-from routiq_admin.models import ApiToken, Membership, Organization, User
+from routiq_admin.models import ApiToken, Membership, Organization, SyncRun, User, utcnow
+
+_runs = itertools.count(1)
 
 
 def make_org(org_id="org_test", name="Test Clinic", api_key="test-key-au1", **fields):
@@ -34,3 +39,36 @@ def make_token(org=None, *, all_orgs=False, name="test token"):
 
 def login(client, email="staff@example.com", password="pw-123456"):
     return client.post("/login", data={"email": email, "password": password})
+
+
+def make_run(org_id, status, *, age=timedelta(minutes=1), duration=60.0, **fields):
+    """Insert a SyncRun row directly (no worker): created `age` ago, finished ones lasting `duration` s."""
+    created = utcnow() - age
+    n = next(_runs)
+    finished = status in ("completed", "failed", "cancelled")
+    values = {
+        "sync_id": f"sync_{org_id}_{created:%Y%m%d_%H%M%S}_{n}",
+        "organization_id": org_id,
+        "kind": "sync",
+        "trigger": "scheduled",
+        "mode": "comprehensive",
+        "full": False,
+        "status": status,
+        "total_steps": 4,
+        "completed_steps": 4 if status == "completed" else 1,
+        "progress_percentage": 100.0 if status == "completed" else 40.0 if finished else 42.5,
+        "current_step": "Completed" if status == "completed" else "Processing patients",
+        "current_operation": None if finished else "Fetching page 2 of patients",
+        "created_at": created,
+        "started_at": None if status == "starting" else created,
+        "heartbeat_at": None if status == "starting" else created,
+        "completed_at": created + timedelta(seconds=duration) if finished else None,
+        "errors": [],
+        "entity_counts": {},
+        "run_metadata": {},
+        "job_id": f"job-{n}",
+    }
+    run = SyncRun(**{**values, **fields})
+    db.session.add(run)
+    db.session.commit()
+    return run

@@ -1,8 +1,7 @@
-"""API fixtures: two organizations with tokens, SyncRun rows, and a test client that validates
+"""API fixtures: two organizations with tokens and a test client that validates
 every response against the OpenAPI document (status documented, body matching its schema)."""
 
 import re
-from datetime import timedelta
 from types import SimpleNamespace
 
 import jsonschema
@@ -11,8 +10,6 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from routiq_admin.api.openapi import document
-from routiq_admin.extensions import db
-from routiq_admin.models import SyncRun, utcnow
 from tests.factories import make_org, make_token
 
 KEY_A = "api-test-key-a-au4"
@@ -95,44 +92,6 @@ def orgs(app):
     _, token_b = make_token(b, name="b")
     _, token_all = make_token(all_orgs=True, name="all")
     return SimpleNamespace(a=a, b=b, token_a=token_a, token_b=token_b, token_all=token_all)
-
-
-_seq = iter(range(10**6))
-
-
-def make_run(org_id, status="completed", *, age_minutes=60, duration=120.0, **fields):
-    """Insert a SyncRun row directly: created `age_minutes` ago and lasting `duration` s when finished."""
-    created = utcnow() - timedelta(minutes=age_minutes)
-    n = next(_seq)
-    finished = status in ("completed", "failed", "cancelled")
-    values = {
-        "sync_id": f"sync_{org_id}_{created:%Y%m%d_%H%M%S}_{n}",
-        "organization_id": org_id,
-        "kind": "sync",
-        "trigger": "api",
-        "mode": "comprehensive",
-        "status": status,
-        "total_steps": 4,
-        "completed_steps": 4 if status == "completed" else 1,
-        "progress_percentage": 100.0 if status == "completed" else 30.0,
-        "current_step": "Completed" if status == "completed" else "Processing patients",
-        "current_operation": None if finished else "Fetching page 2 of patients",
-        "records_processed": 100,
-        "records_total": 100,
-        "created_at": created,
-        "started_at": None if status == "starting" else created,
-        "heartbeat_at": None if status == "starting" else created,
-        "completed_at": created + timedelta(seconds=duration) if finished else None,
-        "errors": [],
-        "entity_counts": {},
-        "run_metadata": {},
-        "job_id": f"job-{n}",
-    }
-    values.update(fields)
-    run = SyncRun(**values)
-    db.session.add(run)
-    db.session.commit()
-    return run
 
 
 @pytest.fixture

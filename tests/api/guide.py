@@ -1,6 +1,7 @@
 # ruff: noqa: W293 - the guide's code is kept byte for byte, trailing blanks included
-"""The Sync Management Guide's examples, copied verbatim (test_guide_copy checks them against the
-guide when ../shared/spec is present): response bodies by endpoint, its Python client and its curl debug commands."""
+"""The Sync Management Guide's examples, copied verbatim (test_guide_copy_is_verbatim checks them
+against the guide at SYNC_GUIDE_PATH, else ../shared/spec): response bodies by endpoint, its Python
+client and its curl debug commands."""
 
 import json
 

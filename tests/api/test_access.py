@@ -2,13 +2,14 @@
 the check order 401 → 403 → 404 → 422, sessions and CSRF."""
 
 import re
+from datetime import timedelta
 
 import pytest
 
 from routiq_admin.extensions import db
 from routiq_admin.models import SyncRun, utcnow
-from tests.api.conftest import CheckedClient, make_run
-from tests.factories import login, make_token, make_user
+from tests.api.conftest import CheckedClient
+from tests.factories import login, make_run, make_token, make_user
 
 # Every endpoint, with {org} / {sync} placeholders; header endpoints take X-Organization-ID.
 PATH_ENDPOINTS = [
@@ -59,7 +60,7 @@ def test_missing_invalid_or_revoked_token_is_401_everywhere(api, orgs, auth):
 
 
 def test_tenant_isolation_matrix(api, orgs):
-    b_run = make_run("org_b", "running", age_minutes=1)
+    b_run = make_run("org_b", "running", age=timedelta(minutes=1))
     for method, template in PATH_ENDPOINTS:
         assert api.open(method, url(template), token=orgs.token_a).status_code == 403, template
         # The path names A, but a header naming B is out of scope too.
@@ -188,7 +189,7 @@ def test_a_session_may_call_the_api_with_its_role(api, orgs):
     response = api.post("/api/v1/sync/start/org_a")
     assert response.status_code == 403 and response.get_json()["details"]["error_code"] == "ROLE_REQUIRED"
     assert api.post("/api/v1/sync/cleanup").status_code == 403
-    run = make_run("org_a", "running", age_minutes=1)
+    run = make_run("org_a", "running", age=timedelta(minutes=1))
     assert api.post(f"/api/v1/sync/cancel/{run.sync_id}").status_code == 403
     api.client.post("/logout")
     login(api.client, "operator@example.com")

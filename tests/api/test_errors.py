@@ -4,8 +4,8 @@ from routiq_admin import devredis
 from routiq_admin.extensions import db
 from routiq_admin.models import SyncRun
 from routiq_admin.sync.engine import SyncEngine
-from tests.api.conftest import CheckedClient, make_run
-from tests.factories import make_org, make_token
+from tests.api.conftest import CheckedClient
+from tests.factories import make_org, make_run, make_token
 
 START_URLS = [
     "/api/v1/sync/trigger",

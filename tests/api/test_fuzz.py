@@ -15,7 +15,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from tests.api.conftest import make_run
+from tests.factories import make_run
 
 POSITIVE_CHECKS = [
     not_a_server_error,

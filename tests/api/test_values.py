@@ -7,7 +7,7 @@ from rq_scheduler import Scheduler
 from routiq_admin.extensions import db
 from routiq_admin.models import Patient, SyncRun, utcnow
 from routiq_admin.sync.scheduler import HEARTBEAT_KEY, beat, register
-from tests.api.conftest import make_run
+from tests.factories import make_run
 
 
 def scheduler_active(api, token):
@@ -63,9 +63,9 @@ def test_sync_status_moves_through_its_values(api, orgs):
         return api.get("/api/v1/cliniko/status/org_a", token=orgs.token_a).get_json()["sync_status"]
 
     assert sync_status() == "never_synced"
-    make_run("org_a", "failed", age_minutes=20)
+    make_run("org_a", "failed", age=timedelta(minutes=20))
     assert sync_status() == "never_synced"  # no completed run yet
-    make_run("org_a", "completed", age_minutes=10)
+    make_run("org_a", "completed", age=timedelta(minutes=10))
     assert sync_status() == "degraded"  # a failure within 24 h
     for run in db.session.query(SyncRun).filter_by(status="failed"):  # the failure is now two days old
         run.created_at -= timedelta(days=2)
@@ -73,9 +73,9 @@ def test_sync_status_moves_through_its_values(api, orgs):
     db.session.commit()
     assert sync_status() == "healthy"
     for age in (5, 4, 3):
-        make_run("org_a", "failed", age_minutes=age)
+        make_run("org_a", "failed", age=timedelta(minutes=age))
     assert sync_status() == "failing"  # the last three runs failed
-    make_run("org_a", "completed", age_minutes=1)
+    make_run("org_a", "completed", age=timedelta(minutes=1))
     assert sync_status() == "degraded"
     orgs.a.sync_enabled = False
     db.session.commit()
@@ -83,15 +83,15 @@ def test_sync_status_moves_through_its_values(api, orgs):
 
 
 def test_an_old_last_success_is_degraded(api, orgs):
-    make_run("org_a", "completed", age_minutes=3 * 60)  # older than twice the 60-minute interval
+    make_run("org_a", "completed", age=timedelta(minutes=3 * 60))  # older than twice the 60-minute interval
     assert api.get("/api/v1/cliniko/status/org_a", token=orgs.token_a).get_json()["sync_status"] == "degraded"
 
 
 def test_sync_running_last_sync_time_and_total_patients(api, orgs):
     status = api.get("/api/v1/sync/scheduler/status", token=orgs.token_a).get_json()
     assert (status["sync_running"], status["last_sync_time"]) == (False, None)
-    done = make_run("org_a", "completed", age_minutes=30, duration=90)
-    running = make_run("org_a", "running", age_minutes=1)
+    done = make_run("org_a", "completed", age=timedelta(minutes=30), duration=90)
+    running = make_run("org_a", "running", age=timedelta(minutes=1))
     status = api.get("/api/v1/sync/scheduler/status", token=orgs.token_a).get_json()
     assert status["sync_running"] is True and status["current_sync_id"] == running.sync_id
     assert (
@@ -111,25 +111,25 @@ def test_history_aggregates_match_hand_counted_runs(api, orgs):
         make_run(
             "org_a",
             "completed",
-            age_minutes=100 - i * 10,
+            age=timedelta(minutes=100 - i * 10),
             duration=seconds,
             records_processed=50 + i,
             records_failed=i,
         )
-    make_run("org_a", "failed", age_minutes=40)
-    make_run("org_a", "failed", age_minutes=30)
-    make_run("org_a", "cancelled", age_minutes=25)
+    make_run("org_a", "failed", age=timedelta(minutes=40))
+    make_run("org_a", "failed", age=timedelta(minutes=30))
+    make_run("org_a", "cancelled", age=timedelta(minutes=25))
     imported = make_run(
         "org_a",
         "completed",
-        age_minutes=20,
+        age=timedelta(minutes=20),
         duration=30,
         kind="import",
         mode="import",
         sync_id="import_org_a_x",
     )
-    make_run("org_a", "running", age_minutes=1)
-    make_run("org_b", "completed", age_minutes=5)  # another organization's run never counts
+    make_run("org_a", "running", age=timedelta(minutes=1))
+    make_run("org_b", "completed", age=timedelta(minutes=5))  # another organization's run never counts
     body = api.get("/api/v1/sync/history/org_a?limit=3", token=orgs.token_a).get_json()
     assert body["total_syncs"] == 10
     assert body["successful_syncs"] == 6 and body["failed_syncs"] == 2
@@ -157,8 +157,8 @@ def test_history_aggregates_match_hand_counted_runs(api, orgs):
 
 
 def test_cleanup_touches_only_the_callers_organizations(api, orgs):
-    stale_a = make_run("org_a", "running", age_minutes=60)
-    stale_b = make_run("org_b", "running", age_minutes=60)
+    stale_a = make_run("org_a", "running", age=timedelta(minutes=60))
+    stale_b = make_run("org_b", "running", age=timedelta(minutes=60))
     body = api.post("/api/v1/sync/cleanup", token=orgs.token_a).get_json()
     assert body["cleaned_syncs"] == 1 and body["sync_ids"] == [stale_a.sync_id]
     progress = api.get(f"/api/v1/sync/progress/{stale_a.sync_id}", token=orgs.token_a).get_json()

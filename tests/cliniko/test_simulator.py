@@ -17,6 +17,7 @@ import requests
 import yaml
 
 from routiq_admin.cliniko.simulator import Simulator, SimulatorServer, shard_of
+from tests.specs import CLINIKO_OPENAPI, require_spec
 
 KEY = "MS0xLTExMjM0NTY3-au4"
 UA = "Routiq Admin tests (dev@example.com)"
@@ -110,12 +111,8 @@ def acc(sim):
 
 # ---- OpenAPI validation ------------------------------------------------------------------------
 def find_spec():
-    """<clone>/../shared/spec/cliniko-openapi.yaml, found by walking up from this file."""
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "shared" / "spec" / "cliniko-openapi.yaml"
-        if candidate.is_file():
-            return candidate
-    raise AssertionError(f"shared/spec/cliniko-openapi.yaml not found above {Path(__file__).resolve()}")
+    """Cliniko's OpenAPI document (CLINIKO_OPENAPI_PATH, else ../shared/spec); skips when absent."""
+    return require_spec(CLINIKO_OPENAPI)
 
 
 def to_json_schema(node, components):

@@ -2,7 +2,7 @@
 slow simulators and real RQ worker processes."""
 
 import subprocess
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import SimpleNamespace
 from urllib.parse import parse_qs
 
@@ -18,7 +18,6 @@ from routiq_admin.models import (
     Practitioner,
     SyncMark,
     SyncRun,
-    utcnow,
 )
 from routiq_admin.sync.engine import SyncEngine
 from routiq_admin.sync.service import start_sync
@@ -59,32 +58,6 @@ def run_inline(org, mode="comprehensive", *, full=False, kind="sync"):
     run = start_sync(org, mode, "manual", full=full, kind=kind)
     SyncEngine(run.id, run.job_id).run()
     return reload(run.id)
-
-
-def add_run(org_id, status, *, trigger="scheduled", age=timedelta(0), **fields):
-    """Insert a hand-made run row created `age` ago (finished ones last a minute)."""
-    at = utcnow() - age
-    values = {
-        "sync_id": f"sync_{org_id}_{at:%Y%m%d_%H%M%S_%f}",
-        "organization_id": org_id,
-        "kind": "sync",
-        "mode": "comprehensive",
-        "trigger": trigger,
-        "full": False,
-        "status": status,
-        "created_at": at,
-        "started_at": at,
-        "heartbeat_at": at,
-        "completed_at": None if status in ("starting", "running") else at + timedelta(minutes=1),
-        "job_id": f"job-{org_id}-{at:%Y%m%d%H%M%S%f}",
-        "errors": [],
-        "entity_counts": {},
-        "run_metadata": {},
-    }
-    run = SyncRun(**{**values, **fields})
-    db.session.add(run)
-    db.session.commit()
-    return run
 
 
 def wait_finished(run_id, timeout=60):

@@ -22,9 +22,7 @@ from routiq_admin.sync.scheduler import (
     tick,
 )
 from tests.conftest import start_process, subprocess_env, wait_for
-from tests.factories import make_org
-
-from .conftest import add_run
+from tests.factories import make_org, make_run
 
 INTERVAL = timedelta(minutes=60)
 
@@ -106,7 +104,7 @@ def new_runs(org_id):
 def test_tick_fans_out_to_every_eligible_org_and_skips_the_rest(app):
     eligible = [make_org("org_a", api_key="key-a-au1"), make_org("org_e", api_key="key-e-au1")]
     busy = make_org("org_busy", api_key="key-b-au1")
-    running = add_run(busy.id, "running", trigger="manual")
+    running = make_run(busy.id, "running", trigger="manual", age=timedelta(0))
     make_org("org_disabled", api_key="key-c-au1", sync_enabled=False)
     make_org("org_keyless", api_key=None)
 
@@ -136,7 +134,7 @@ def test_tick_fans_out_to_every_eligible_org_and_skips_the_rest(app):
 
 def test_tick_cleans_stale_runs_then_restarts_the_org(app):
     org = make_org("org_stale", api_key="key-s-au1")
-    stale = add_run(org.id, "running", age=timedelta(hours=1))
+    stale = make_run(org.id, "running", age=timedelta(hours=1))
     summary = tick()
     assert summary["cleaned"] == 1
     db.session.rollback()
@@ -161,18 +159,18 @@ def test_tick_refreshes_activity_for_every_org(app):
 
 def test_backoff_after_repeated_scheduled_failures(app):
     org = make_org("org_flaky", api_key="key-f-au1")
-    add_run(org.id, "failed", age=timedelta(minutes=5))
+    make_run(org.id, "failed", age=timedelta(minutes=5))
     assert backing_off(org.id, INTERVAL) is False  # one failure: the next tick retries
-    add_run(org.id, "failed", age=timedelta(minutes=1))
+    make_run(org.id, "failed", age=timedelta(minutes=1))
     assert backing_off(org.id, INTERVAL) is True
     summary = tick()
     assert summary["started"] == [] and (org.id, "backoff") in summary["skipped"]
     # manual failures do not count, a scheduled success resets the streak
     other = make_org("org_recovered", api_key="key-r-au1")
-    add_run(other.id, "failed", age=timedelta(minutes=30))
-    add_run(other.id, "failed", age=timedelta(minutes=20))
-    add_run(other.id, "completed", age=timedelta(minutes=10))
-    add_run(other.id, "failed", age=timedelta(minutes=5), trigger="manual")
+    make_run(other.id, "failed", age=timedelta(minutes=30))
+    make_run(other.id, "failed", age=timedelta(minutes=20))
+    make_run(other.id, "completed", age=timedelta(minutes=10))
+    make_run(other.id, "failed", age=timedelta(minutes=5), trigger="manual")
     assert backing_off(other.id, INTERVAL) is False
 
 
@@ -190,21 +188,21 @@ def test_backoff_after_repeated_scheduled_failures(app):
 def test_backoff_grows_and_is_capped(app, failures, last_age_intervals, skipped):
     org = make_org("org_backoff", api_key="key-x-au1")
     for k in range(failures, 0, -1):
-        add_run(org.id, "failed", age=INTERVAL * (last_age_intervals + k - 1))
+        make_run(org.id, "failed", age=INTERVAL * (last_age_intervals + k - 1))
     assert backing_off(org.id, INTERVAL) is skipped
 
 
 def test_daily_full_pass(app):
     make_org("org_never", api_key="key-n-au1")
     incremental_only = make_org("org_incr", api_key="key-i-au1")
-    add_run(incremental_only.id, "completed", age=timedelta(hours=2))
+    make_run(incremental_only.id, "completed", age=timedelta(hours=2))
     fresh_full = make_org("org_fresh", api_key="key-h-au1")
-    add_run(fresh_full.id, "completed", age=timedelta(hours=1), full=True)
+    make_run(fresh_full.id, "completed", age=timedelta(hours=1), full=True)
     old_full = make_org("org_old", api_key="key-o-au1")
-    add_run(old_full.id, "completed", age=timedelta(hours=25), full=True)
-    add_run(old_full.id, "completed", age=timedelta(hours=1))
+    make_run(old_full.id, "completed", age=timedelta(hours=25), full=True)
+    make_run(old_full.id, "completed", age=timedelta(hours=1))
     basic_full = make_org("org_basic", api_key="key-k-au1")
-    add_run(basic_full.id, "completed", age=timedelta(hours=1), full=True, mode="basic")
+    make_run(basic_full.id, "completed", age=timedelta(hours=1), full=True, mode="basic")
 
     assert needs_full_pass(fresh_full.id) is False
     assert needs_full_pass(old_full.id) is True

@@ -7,22 +7,22 @@ from rq.job import Job, JobStatus
 from routiq_admin.extensions import db, get_queue
 from routiq_admin.models import utcnow
 from routiq_admin.sync.service import cleanup_stale, history, sync_status
-from tests.factories import make_org
+from tests.factories import make_org, make_run
 
-from .conftest import add_run, reload
+from .conftest import reload
 
 
 def test_history_totals_filters_and_order(app):
     org = make_org("org_hist", api_key="key-h-au1")
     other = make_org("org_elsewhere", api_key="key-e-au1")
-    add_run(other.id, "completed", age=timedelta(hours=1))
-    oldest = add_run(org.id, "completed", trigger="manual", age=timedelta(days=2))
-    add_run(org.id, "failed", age=timedelta(days=1))
-    add_run(org.id, "cancelled", trigger="manual", mode="basic", age=timedelta(hours=5))
-    newest_done = add_run(
+    make_run(other.id, "completed", age=timedelta(hours=1))
+    oldest = make_run(org.id, "completed", trigger="manual", age=timedelta(days=2))
+    make_run(org.id, "failed", age=timedelta(days=1))
+    make_run(org.id, "cancelled", trigger="manual", mode="basic", age=timedelta(hours=5))
+    newest_done = make_run(
         org.id, "completed", trigger="api", mode="import", kind="import", age=timedelta(hours=2)
     )
-    running = add_run(org.id, "running", age=timedelta(minutes=1))
+    running = make_run(org.id, "running", age=timedelta(minutes=1))
 
     h = history(org.id)
     assert (h["total_syncs"], h["successful_syncs"], h["failed_syncs"], h["cancelled_syncs"]) == (5, 2, 1, 1)
@@ -44,15 +44,15 @@ def test_history_totals_filters_and_order(app):
 def test_sync_status(app):
     org = make_org("org_health", api_key="key-s-au1")
     assert sync_status(org) == "never_synced"
-    add_run(org.id, "failed", age=timedelta(hours=30))
-    add_run(org.id, "completed", age=timedelta(minutes=50))
+    make_run(org.id, "failed", age=timedelta(hours=30))
+    make_run(org.id, "completed", age=timedelta(minutes=50))
     assert sync_status(org) == "healthy"  # yesterday's failure is forgotten
-    add_run(org.id, "failed", age=timedelta(minutes=40))
+    make_run(org.id, "failed", age=timedelta(minutes=40))
     assert sync_status(org) == "degraded"  # a failure in the last 24 h
-    add_run(org.id, "failed", age=timedelta(minutes=30))
-    add_run(org.id, "failed", age=timedelta(minutes=20))
+    make_run(org.id, "failed", age=timedelta(minutes=30))
+    make_run(org.id, "failed", age=timedelta(minutes=20))
     assert sync_status(org) == "failing"  # the last three failed
-    add_run(org.id, "completed", age=timedelta(minutes=5))
+    make_run(org.id, "completed", age=timedelta(minutes=5))
     assert sync_status(org) == "degraded"
     org.credentials_valid = False
     db.session.commit()
@@ -62,7 +62,7 @@ def test_sync_status(app):
     assert sync_status(org) == "disabled"
 
     stale = make_org("org_stale_success", api_key="key-t-au1")
-    add_run(stale.id, "completed", age=timedelta(hours=3))  # older than twice the 60-minute interval
+    make_run(stale.id, "completed", age=timedelta(hours=3))  # older than twice the 60-minute interval
     assert sync_status(stale) == "degraded"
 
 
@@ -75,14 +75,14 @@ def _job(run, status=None):
 
 def test_cleanup_fails_runs_whose_job_is_gone_or_failed_and_spares_live_ones(app):
     orgs = [make_org(f"org_{name}", api_key=f"key-{name}-au1") for name in "abcdef"]
-    gone = add_run(orgs[0].id, "starting", age=timedelta(minutes=2))  # never enqueued, or flushed
-    failed_job = add_run(orgs[1].id, "running", age=timedelta(minutes=2), heartbeat_at=utcnow())
+    gone = make_run(orgs[0].id, "starting", age=timedelta(minutes=2))  # never enqueued, or flushed
+    failed_job = make_run(orgs[1].id, "running", age=timedelta(minutes=2), heartbeat_at=utcnow())
     _job(failed_job, JobStatus.FAILED)
-    alive = add_run(orgs[2].id, "running", age=timedelta(minutes=2), heartbeat_at=utcnow())
+    alive = make_run(orgs[2].id, "running", age=timedelta(minutes=2), heartbeat_at=utcnow())
     _job(alive, JobStatus.STARTED)
-    just_queued = add_run(orgs[3].id, "starting")  # its job may still be on its way in
-    cli = add_run(orgs[4].id, "running", age=timedelta(minutes=2), job_id="cli-123-abcd")
-    elsewhere = add_run(orgs[5].id, "starting", age=timedelta(minutes=2))
+    just_queued = make_run(orgs[3].id, "starting", age=timedelta(0))  # its job may still be on its way in
+    cli = make_run(orgs[4].id, "running", age=timedelta(minutes=2), job_id="cli-123-abcd")
+    elsewhere = make_run(orgs[5].id, "starting", age=timedelta(minutes=2))
 
     cleaned = cleanup_stale(org_ids=[o.id for o in orgs[:5]])
     assert sorted(r.id for r in cleaned) == sorted([gone.id, failed_job.id])
@@ -99,7 +99,7 @@ def test_cleanup_fails_runs_whose_job_is_gone_or_failed_and_spares_live_ones(app
 def test_a_run_queued_behind_busy_workers_is_not_stale(app):
     """Only a `running` run goes stale by heartbeat age; a `starting` one only when its job is lost."""
     org = make_org("org_queued", api_key="key-q-au1")
-    queued = add_run(org.id, "starting", age=timedelta(minutes=40), started_at=None, heartbeat_at=None)
+    queued = make_run(org.id, "starting", age=timedelta(minutes=40), started_at=None, heartbeat_at=None)
     _job(queued)  # still waiting in the RQ queue
     assert cleanup_stale() == []
     assert reload(queued.id).status == "starting"

@@ -1,5 +1,5 @@
 // The Sync Management Guide's JavaScript examples, copied verbatim (tests/web/test_browser.py
-// checks this copy against ../shared/spec/sync-management-guide.md when that file is present).
+// checks this copy against the guide, SYNC_GUIDE_PATH or ../shared/spec/sync-management-guide.md).
 async function monitorSync(syncId) {
   let status = 'starting';
   

@@ -11,12 +11,10 @@ import pytest
 
 from routiq_admin.extensions import db
 from routiq_admin.models import Appointment, Business, Patient, SyncRun, utcnow
-from tests.conftest import ROOT
-from tests.factories import make_org, make_token, make_user
+from tests.factories import make_org, make_run, make_token, make_user
+from tests.specs import SYNC_GUIDE, require_spec
 from tests.web.conftest import screenshot, sign_in
-from tests.web.helpers import make_run
 
-GUIDE = Path(ROOT).parent / "shared" / "spec" / "sync-management-guide.md"
 GUIDE_COPY = Path(__file__).parent / "guide_examples.js"
 FINISHED = ("completed", "failed", "cancelled")
 
@@ -165,15 +163,15 @@ def _seed_pages(org):
     db.session.commit()
     for i in range(12):
         make_run(
-            org,
+            org.id,
             ("completed", "failed", "cancelled")[i % 3],
-            age_minutes=60 * i + 5,
+            age=timedelta(minutes=60 * i + 5),
             duration=30 + 10 * i,
             records_processed=900 + i,
             trigger=("manual", "scheduled", "api")[i % 3],
         )
     return make_run(
-        org,
+        org.id,
         "running",
         progress_percentage=61.5,
         records_processed=580,
@@ -240,9 +238,8 @@ def test_narrow_screen_and_dark_theme(site, open_page):
 
 
 def test_guide_examples_are_a_verbatim_copy():
-    if not GUIDE.exists():
-        pytest.skip(f"{GUIDE} is not present in this checkout")
-    blocks = re.findall(r"```javascript\n(.*?)```", GUIDE.read_text(), re.S)
+    guide = require_spec(SYNC_GUIDE)
+    blocks = re.findall(r"```javascript\n(.*?)```", guide.read_text(), re.S)
     wanted = [b for b in blocks if re.search(r"function (monitorSync|safeTriggerSync|checkSyncHealth)\(", b)]
     assert len(wanted) == 3
     copy = GUIDE_COPY.read_text()
@@ -298,9 +295,9 @@ def test_guide_javascript_examples_on_our_origin(site, browser_sim, open_page):
 
     # checkSyncHealth with the session only: the guide's two alerts.
     for minutes in (10, 20, 30):
-        make_run(org, "failed", age_minutes=minutes)
+        make_run(org.id, "failed", age=timedelta(minutes=minutes))
     for minutes in (300, 400):
-        make_run(org, "completed", age_minutes=minutes, duration=3600)
+        make_run(org.id, "completed", age=timedelta(minutes=minutes), duration=3600)
     logs.clear()
     page.evaluate("orgId => checkSyncHealth(orgId)", org.id)
     warnings = [text for kind, text in logs if kind == "warning"]

@@ -4,8 +4,8 @@ from datetime import timedelta
 
 from routiq_admin.extensions import db
 from routiq_admin.models import Appointment, Business, Patient, SyncMark, SyncRun, utcnow
-from tests.factories import login, make_org, make_user
-from tests.web.helpers import HX, make_run, polling
+from tests.factories import login, make_org, make_run, make_user
+from tests.web.helpers import HX, polling
 
 
 def signed_in(client, role="operator", **org_fields):
@@ -36,7 +36,7 @@ def test_panel_polls_only_while_active(client):
     org = signed_in(client)
     idle = client.get(f"/orgs/{org.id}/syncs/panel", headers=HX).get_data(as_text=True)
     assert "No sync has run yet" in idle and not polling(idle)
-    run = make_run(org, "running", progress_percentage=37.5, records_processed=120, records_total=400)
+    run = make_run(org.id, "running", progress_percentage=37.5, records_processed=120, records_total=400)
     active = client.get(f"/orgs/{org.id}/syncs/panel", headers=HX)
     html = active.get_data(as_text=True)
     assert polling(html) and 'hx-trigger="every 1s"' in html
@@ -60,7 +60,7 @@ def test_panel_polls_only_while_active(client):
 def test_failed_run_keeps_its_bar_and_status_word(client):
     org = signed_in(client)
     make_run(
-        org,
+        org.id,
         "failed",
         progress_percentage=55.0,
         errors=[
@@ -74,7 +74,7 @@ def test_failed_run_keeps_its_bar_and_status_word(client):
 def test_panel_shows_a_run_started_elsewhere_and_rate_limit_countdown(client):
     org = signed_in(client, role="viewer")
     make_run(
-        org,
+        org.id,
         "running",
         trigger="scheduled",
         triggered_by_label="scheduled",
@@ -132,14 +132,14 @@ def test_start_without_credentials_says_so(client):
 
 def test_cancel_starting_run_and_finished_run(client):
     org = signed_in(client)
-    run = make_run(org, "starting")
+    run = make_run(org.id, "starting")
     response = client.post(f"/orgs/{org.id}/syncs/{run.sync_id}/cancel", headers=HX)
     html = response.get_data(as_text=True)
     assert response.headers["HX-Trigger"] == "sync-finished" and "cancelled" in html and not polling(html)
     assert db.session.get(SyncRun, run.id).status == "cancelled"
     again = client.post(f"/orgs/{org.id}/syncs/{run.sync_id}/cancel", headers=HX)
     assert again.status_code == 200 and "already finished" in again.get_data(as_text=True)
-    running = make_run(org, "running")
+    running = make_run(org.id, "running")
     html = client.post(
         f"/orgs/{org.id}/syncs/{running.sync_id}/cancel", data={"widget": "run"}, headers=HX
     ).get_data(as_text=True)
@@ -151,8 +151,10 @@ def test_cancel_starting_run_and_finished_run(client):
 def test_history_filters_paging_and_links(client):
     org = signed_in(client)
     for i in range(12):
-        make_run(org, "completed", age_minutes=100 - i, trigger="scheduled" if i % 2 else "manual")
-    failed = make_run(org, "failed", age_minutes=5, mode="basic")
+        make_run(
+            org.id, "completed", age=timedelta(minutes=100 - i), trigger="scheduled" if i % 2 else "manual"
+        )
+    failed = make_run(org.id, "failed", age=timedelta(minutes=5), mode="basic")
     html = client.get(f"/orgs/{org.id}/syncs", headers=HX).get_data(as_text=True)
     assert html.count("<tr data-sync-id") == 10 and "Page 1 of 2" in html
     assert f'/orgs/{org.id}/syncs/{failed.sync_id}"' in html
@@ -170,7 +172,7 @@ def test_history_filters_paging_and_links(client):
 def test_run_page_details(client):
     org = signed_in(client)
     run = make_run(
-        org,
+        org.id,
         "completed",
         duration=75,
         cliniko_requests=14,
@@ -208,13 +210,13 @@ def test_run_page_details(client):
     assert 'aria-valuenow="100.0"' in html and not polling(html)
     fragment = client.get(f"/orgs/{org.id}/syncs/{run.sync_id}", headers=HX).get_data(as_text=True)
     assert fragment.lstrip().startswith('<div id="run-details"')
-    active = make_run(make_org("org_other", name="Other"), "running")
+    active = make_run(make_org("org_other", name="Other").id, "running")
     assert client.get(f"/orgs/{org.id}/syncs/{active.sync_id}").status_code == 404  # another org's run
 
 
 def test_run_progress_fragment_polls_then_stops(client):
     org = signed_in(client)
-    run = make_run(org, "running")
+    run = make_run(org.id, "running")
     url = f"/orgs/{org.id}/syncs/{run.sync_id}/progress"
     assert polling(client.get(url, headers=HX).get_data(as_text=True))
     run.status, run.completed_at = "cancelled", utcnow()
@@ -227,9 +229,9 @@ def test_run_progress_fragment_polls_then_stops(client):
 def test_health_alerts_freshness_and_chart(client):
     org = signed_in(client)
     for minutes in (30, 60, 90):
-        make_run(org, "failed", age_minutes=minutes, duration=20)
+        make_run(org.id, "failed", age=timedelta(minutes=minutes), duration=20)
     for minutes in (200, 300):
-        make_run(org, "completed", age_minutes=minutes, duration=700, records_processed=947)
+        make_run(org.id, "completed", age=timedelta(minutes=minutes), duration=700, records_processed=947)
     db.session.add(
         SyncMark(
             organization_id=org.id,
@@ -256,13 +258,13 @@ def test_orgs_list_rows_and_live_mini_status(client):
         ]
     )
     db.session.commit()
-    make_run(org, "completed", age_minutes=10)
+    make_run(org.id, "completed", age=timedelta(minutes=10))
     html = client.get("/").get_data(as_text=True)
     assert "Test Clinic" in html and "Hidden Clinic" not in html
     assert "not tested" in html and ">completed<" in html and "min ago" in html
     assert "1 <span" in html and "of 2" in html  # active patients of total
     assert "Scheduler not running" in html and not polling(html)
-    make_run(org, "running", progress_percentage=12.0)
+    make_run(org.id, "running", progress_percentage=12.0)
     html = client.get("/").get_data(as_text=True)
     assert 'hx-trigger="every 2s"' in html and 'aria-valuenow="12.0"' in html
     mini = client.get(f"/orgs/{org.id}/status", headers=HX).get_data(as_text=True)
@@ -301,7 +303,7 @@ def test_times_show_in_the_business_time_zone(client):
         )
     )
     db.session.commit()
-    make_run(org, "completed")
+    make_run(org.id, "completed")
     html = client.get(f"/orgs/{org.id}/syncs", headers=HX).get_data(as_text=True)
     assert "AEST" in html or "AEDT" in html
 
