@@ -1,6 +1,6 @@
-"""Test session: a real Redis (TEST_REDIS_URL, else REDIS_URL, else the embedded one) and a
-real database (TEST_DATABASE_URL, else SQLite in a temp dir), migrated once; tables and
-Redis emptied after every test."""
+"""Test session: a real Redis (TEST_REDIS_URL, else the embedded one) and a real database
+(TEST_DATABASE_URL, else SQLite in a temp dir), migrated once; tables and Redis emptied after
+every test."""
 
 import os
 import subprocess
@@ -19,9 +19,24 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEST_KEY = Fernet.generate_key().decode()
 
 
+def stop(proc, timeout=10):
+    """Stop a child process: terminate, wait, then kill."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory):
-    url = os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL")
+    """The session's Redis: TEST_REDIS_URL, else an embedded redis-server.
+
+    Never REDIS_URL: it may be a developer's own database, and the suite flushes what it uses.
+    """
+    url = os.environ.get("TEST_REDIS_URL")
     if url:
         yield url
         return
@@ -29,8 +44,7 @@ def redis_url(tmp_path_factory):
     try:
         yield url
     finally:
-        proc.terminate()
-        proc.wait(5)
+        stop(proc)
 
 
 def _reset_database(url):
@@ -123,7 +137,18 @@ def client(app):
 
 
 @pytest.fixture
+def redis_client(redis_url):
+    """A connection to the session's Redis without an app, emptied before and after the test."""
+    conn = redis_lib.Redis.from_url(redis_url)
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+    conn.close()
+
+
+@pytest.fixture
 def redis_conn(app):
+    """The app's own connection to the session's Redis (emptied by make_app)."""
     from routiq_admin.extensions import get_redis
 
     return get_redis(app)
@@ -200,12 +225,7 @@ def worker(base_config, sim_server):
         ["-m", "workers.worker"], subprocess_env(base_config, CLINIKO_BASE_URL=sim_server.base_url)
     )
     yield proc
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    stop(proc)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from rq.job import Job
 
 from routiq_admin import devredis
 from routiq_admin.extensions import QueueUnavailable, get_queue, get_redis, redis_available
-from tests.conftest import start_process, subprocess_env, wait_for
+from tests.conftest import start_process, stop, subprocess_env, wait_for
 
 
 def test_embedded_redis_starts_and_rq_enqueues(tmp_path):
@@ -18,8 +18,7 @@ def test_embedded_redis_starts_and_rq_enqueues(tmp_path):
         job = queue.enqueue("workers.jobs.ping", 42)
         assert queue.count == 1 and job.get_status() == "queued"
     finally:
-        proc.terminate()
-        proc.wait(5)
+        stop(proc)
 
 
 def test_worker_process_executes_a_job(app, base_config):
@@ -33,8 +32,7 @@ def test_worker_process_executes_a_job(app, base_config):
         )
         assert Job.fetch(job.id, connection=get_redis(app)).return_value() == "pong"
     finally:
-        worker.terminate()
-        worker.wait(10)
+        stop(worker)
 
 
 def test_configured_redis_that_is_down_is_an_outage(make_app):

@@ -332,11 +332,11 @@ def test_errors_pickle():
         assert (type(copy), copy.details(), str(copy)) == (type(err), err.details(), str(err))
 
 
-def test_shared_budget_across_clients_without_waiting(make_client, sim, redis_conn):
+def test_shared_budget_across_clients_without_waiting(make_client, sim, redis_client):
     """Two clients on one key (threads) share one 20/min budget: exactly 20 requests, zero 429s."""
     sim.set_rate_limit(20)
     clients = [
-        make_client(redis=redis_conn, rate_limit_per_minute=20, wait_on_rate_limit=False, limiter_key=None)
+        make_client(redis=redis_client, rate_limit_per_minute=20, wait_on_rate_limit=False, limiter_key=None)
         for _ in range(2)
     ]
     done, refused = [], []
@@ -359,7 +359,7 @@ def test_shared_budget_across_clients_without_waiting(make_client, sim, redis_co
     assert sim.max_requests_in_window(KEY) == 20
 
 
-def test_concurrent_paging_never_exceeds_the_shared_limit(make_client, sim, redis_conn):
+def test_concurrent_paging_never_exceeds_the_shared_limit(make_client, sim, redis_client):
     """Two concurrent pagers on one key stay within a limit the simulator enforces, with zero 429s.
 
     A real 200/min limit needs over a minute to exercise, so both sides are scaled down: the
@@ -374,7 +374,7 @@ def test_concurrent_paging_never_exceeds_the_shared_limit(make_client, sim, redi
     clients = []
     for _ in range(2):
         client = make_client(concurrency=4, on_wait=lambda *args: waits.append(args))
-        client.limiter = SharedRateLimiter(redis_conn, key_digest(KEY), 5, window_seconds=1.5)
+        client.limiter = SharedRateLimiter(redis_client, key_digest(KEY), 5, window_seconds=1.5)
         clients.append(client)
     results = {}
 
@@ -410,7 +410,7 @@ def test_on_wait_can_abort_a_concurrent_fetch(make_client, sim):
     assert time.monotonic() - started < 1 and client.requests_made == 2
 
 
-def test_clear_key_never_leaks(sim_server, redis_conn, caplog):
+def test_clear_key_never_leaks(sim_server, redis_client, caplog):
     """A 401, a timeout and a 5xx: the key is in no log record, error text or limiter entry."""
     key = "MS0xLTExMjM0NTY3LXNlY3JldC1rZXk-au4"
     sim = sim_server.simulator
@@ -423,7 +423,7 @@ def test_clear_key_never_leaks(sim_server, redis_conn, caplog):
             key,
             base_url=sim_server.base_url,
             user_agent=UA,
-            redis=redis_conn,
+            redis=redis_client,
             backoff_factor=0.01,
             retries=1,
             **kwargs,
@@ -456,8 +456,8 @@ def test_clear_key_never_leaks(sim_server, redis_conn, caplog):
         chain = [e, e.__cause__, e.__context__]
         assert not any(key in str(x) or key in repr(x) or key in repr(getattr(x, "args", "")) for x in chain)
         assert key not in repr(e.details())
-    redis_keys = list(redis_conn.scan_iter())
+    redis_keys = list(redis_client.scan_iter())
     assert redis_keys
     for rkey in redis_keys:
         assert key.encode() not in rkey
-        assert not any(key.encode() in m for m in redis_conn.zrange(rkey, 0, -1))
+        assert not any(key.encode() in m for m in redis_client.zrange(rkey, 0, -1))

@@ -14,7 +14,7 @@ from routiq_admin.cliniko.ratelimit import SharedRateLimiter
 
 @pytest.fixture(params=["redis", "local"])
 def backend(request):
-    return request.getfixturevalue("redis_conn") if request.param == "redis" else None
+    return request.getfixturevalue("redis_client") if request.param == "redis" else None
 
 
 def limiter(backend, per_minute, window):
@@ -63,12 +63,12 @@ def test_acquire_is_atomic_under_contention(backend):
     assert len(taken) == 25
 
 
-def test_redis_entries_expire_and_reset(redis_conn):
-    lim = limiter(redis_conn, 5, 2)
+def test_redis_entries_expire_and_reset(redis_client):
+    lim = limiter(redis_client, 5, 2)
     lim.acquire()
-    assert 0 < redis_conn.pttl(lim.key) <= 3000
+    assert 0 < redis_client.pttl(lim.key) <= 3000
     lim.reset()
-    assert not redis_conn.exists(lim.key)
+    assert not redis_client.exists(lim.key)
 
 
 def test_redis_outage_falls_back_to_the_process_window(caplog):

@@ -1,7 +1,6 @@
 """Sync engine fixtures and helpers: the simulator's account, in-process runs, request logs,
 slow simulators and real RQ worker processes."""
 
-import subprocess
 from datetime import datetime
 from types import SimpleNamespace
 from urllib.parse import parse_qs
@@ -21,7 +20,7 @@ from routiq_admin.models import (
 )
 from routiq_admin.sync.engine import SyncEngine
 from routiq_admin.sync.service import start_sync
-from tests.conftest import app_for, serve_simulator, start_process, subprocess_env, wait_for
+from tests.conftest import app_for, serve_simulator, start_process, stop, subprocess_env, wait_for
 from tests.factories import make_org
 
 KEY = "sync-test-key-au1"
@@ -176,13 +175,7 @@ def start_worker(base_config):
 
     yield start
     for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stop(proc)
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """The periodic tick: idempotent registration, heartbeat, fan-out, backoff, the daily full pass."""
 
-import subprocess
 from datetime import timedelta
 
 import pytest
@@ -21,7 +20,7 @@ from routiq_admin.sync.scheduler import (
     scheduler_active,
     tick,
 )
-from tests.conftest import start_process, subprocess_env, wait_for
+from tests.conftest import start_process, stop, subprocess_env, wait_for
 from tests.factories import make_org, make_run
 
 INTERVAL = timedelta(minutes=60)
@@ -79,12 +78,7 @@ def test_scheduler_process_registers_once_across_restarts(app, base_config, sche
             )
             assert [job.id for job in tick_jobs(scheduler)] == [TICK_JOB_ID]
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+            stop(proc)
         redis_conn.delete(HEARTBEAT_KEY)
     assert [job.id for job in tick_jobs(scheduler)] == [TICK_JOB_ID]
     assert scheduler_active() is False

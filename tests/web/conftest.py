@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from tests.conftest import ROOT, serve_simulator, start_process, subprocess_env
+from tests.conftest import ROOT, serve_simulator, start_process, stop, subprocess_env
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -97,11 +97,7 @@ def browser_worker(base_config, browser_sim, migrated):
     env = subprocess_env(base_config, CLINIKO_BASE_URL=browser_sim.base_url)
     proc = start_process(["-m", "workers.worker"], env)
     yield proc
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop(proc)
 
 
 class PathOnlyHandler(WSGIRequestHandler):
