@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, text
 
 from routiq_admin import create_app, devredis
 from routiq_admin.extensions import db
+from tests.specs import SPEC_SKIP
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEST_KEY = Fernet.generate_key().decode()
@@ -240,3 +241,35 @@ def live_server(sync_app):
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
+
+
+# ---- FAIL_ON_SKIP=1 (CI): a skip is a failure unless it is a browser test or a missing spec ----
+_skipped = []
+
+
+def _skip_reason(report):
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+def _expected_skip(report):
+    return "browser" in report.keywords or _skip_reason(report).startswith(SPEC_SKIP)
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and not hasattr(report, "wasxfail"):
+        _skipped.append(report)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if os.environ.get("FAIL_ON_SKIP") != "1":
+        return
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        print("\nFAIL_ON_SKIP: no tests ran", file=sys.stderr)
+        return
+    unexpected = [r for r in _skipped if not _expected_skip(r)]
+    if unexpected:
+        print(f"\nFAIL_ON_SKIP: {len(unexpected)} unexpected skip(s):", file=sys.stderr)
+        for report in unexpected:
+            print(f"  {report.nodeid}: {_skip_reason(report)}", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_SPEC = ROOT.parent / "shared" / "spec"
 CLINIKO_OPENAPI = ("CLINIKO_OPENAPI_PATH", SHARED_SPEC / "cliniko-openapi.yaml")
 SYNC_GUIDE = ("SYNC_GUIDE_PATH", SHARED_SPEC / "sync-management-guide.md")
+SPEC_SKIP = "spec not found at "
 
 
 def spec_path(spec):
@@ -25,7 +26,7 @@ def require_spec(spec):
     """Return a spec's path; skip the test when it is absent (fail under REQUIRE_SPECS=1)."""
     path = spec_path(spec)
     if not path.is_file():
-        reason = f"spec not found at {path}; set {spec[0]}"
+        reason = f"{SPEC_SKIP}{path}; set {spec[0]}"
         if os.environ.get("REQUIRE_SPECS") == "1":
             pytest.fail(f"{reason} (REQUIRE_SPECS=1)", pytrace=False)
         pytest.skip(reason)
