@@ -73,10 +73,13 @@ def htmx_js():
 
 @pytest.fixture(scope="session")
 def browser():
-    """One headless Chromium for the session (skipped, with the reason, when it is missing)."""
+    """One headless Chromium for the session (skipped when missing, failing under REQUIRE_BROWSER=1)."""
     path = chromium_path()
     if path is None:
-        pytest.skip(f"Chromium not found at {CHROMIUM}; install it with `apt-get install -y chromium`")
+        reason = f"Chromium not found at {CHROMIUM}; install it with `apt-get install -y chromium`"
+        if os.environ.get("REQUIRE_BROWSER") == "1":
+            pytest.fail(f"{reason} (REQUIRE_BROWSER=1)", pytrace=False)
+        pytest.skip(reason)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
