@@ -64,7 +64,9 @@ class Client:
         self.base = server.url(shard or shard_of(key))
 
     def get(self, path, params=None, **kw):
-        kw.setdefault("timeout", 10)
+        kw.setdefault(
+            "timeout", 60
+        )  # generous: the 100k clinic first sorts 300k rows, slow on a loaded machine
         return self.s.get(self.base + path, params=params, **kw)
 
     def ok(self, path, params=None):
