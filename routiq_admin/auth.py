@@ -4,10 +4,11 @@ API clients get the JSON error envelope (401/403), browsers a redirect to the lo
 htmx requests an `HX-Redirect` header.
 """
 
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from flask import g, request
+from flask import current_app, g, request, session
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -137,9 +138,38 @@ def visible_organizations():
     return list(db.session.execute(stmt).scalars())
 
 
+def start_session(user):
+    """Stamp the session with the user's generation and the login time (call after login_user)."""
+    now = time.time()
+    session["gen"] = user.session_generation
+    session["login_at"] = now
+    session["seen_at"] = now
+
+
+def end_sessions(user):
+    """End every session of `user` at once (the caller commits)."""
+    user.session_generation = (user.session_generation or 0) + 1
+
+
+def _session_alive(user):
+    now, config = time.time(), current_app.config
+    if session.get("gen") != user.session_generation:
+        return False
+    if now - session.get("login_at", 0) > config["SESSION_LIFETIME_HOURS"] * 3600:
+        return False
+    if now - session.get("seen_at", 0) > config["SESSION_IDLE_MINUTES"] * 60:
+        return False
+    session["seen_at"] = now
+    return True
+
+
 @login_manager.user_loader
 def _load_user(user_id):
-    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    if user is None or not _session_alive(user):
+        session.clear()
+        return None
+    return user
 
 
 def init_app(app):

@@ -131,6 +131,8 @@ class User(UserMixin, db.Model):
     is_superuser: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Bumped to end every session of this user at once (logout, password change, removal).
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     memberships: Mapped[list["Membership"]] = relationship(
         back_populates="user", cascade="all, delete-orphan"
@@ -173,6 +175,38 @@ class Membership(db.Model):
 def hash_token(token):
     """Return the sha256 hex digest a token is stored and looked up by."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Invitation(db.Model):
+    """A pending offer of a role in an organization, accepted through a one-time link."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (UniqueConstraint("organization_id", "email"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(254))
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    organization: Mapped[Organization] = relationship()
+
+    def new_token(self):
+        """Give this invitation a fresh token and return it in clear (shown or sent once)."""
+        clear = secrets.token_urlsafe(32)
+        self.token_hash = hash_token(clear)
+        return clear
+
+    @property
+    def pending(self):
+        return self.accepted_at is None and self.revoked_at is None and self.expires_at > utcnow()
 
 
 class ApiToken(db.Model):

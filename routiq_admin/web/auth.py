@@ -1,19 +1,23 @@
 """Log in and out, with throttling of failed logins and same-site `next=` redirects."""
 
+import functools
 import hashlib
 import math
+import secrets
 import threading
 import time
 from urllib.parse import urlsplit
 
 import redis
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from wtforms import EmailField, PasswordField
+from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms.validators import DataRequired
 
+from ..auth import end_sessions, start_session
 from ..extensions import QueueUnavailable, db, get_redis
 from ..models import User, utcnow
 
@@ -23,6 +27,24 @@ bp = Blueprint("auth", __name__)
 class LoginForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired()])
     password = PasswordField("Password", validators=[DataRequired()])
+
+
+@functools.cache
+def _dummy_hash():
+    return generate_password_hash(secrets.token_urlsafe(16))
+
+
+def sign_in(user):
+    """Log `user` in on a fresh session (new CSRF token, current session generation)."""
+    _fresh_session()
+    login_user(user)
+    start_session(user)
+
+
+def _fresh_session():
+    # Flask-WTF caches the signed CSRF token in g; drop it with the session's raw one.
+    session.clear()
+    g.pop("csrf_token", None)
 
 
 def safe_next(target):
@@ -58,13 +80,14 @@ class FailedLogins:
             return None
 
     def blocked_for(self):
-        """Return the seconds left before another attempt is allowed (0 = allowed)."""
-        conn, wait = self._redis(), 0
+        """Return (seconds left before another attempt is allowed, whether the address is blocked)."""
+        conn, wait, network = self._redis(), 0, False
         for key, limit in self.keys.items():
             count, ttl = self._read(conn, key)
             if count >= limit:
                 wait = max(wait, ttl or self.window)
-        return wait
+                network = network or ":addr:" in key
+        return wait, network
 
     def _read(self, conn, key):
         if conn is not None:
@@ -113,9 +136,13 @@ class FailedLogins:
                 pass
 
 
-def _too_many(form, wait):
+def _too_many(form, wait, network):
     minutes = max(1, math.ceil(wait / 60))
-    flash(f"Too many failed attempts. Try again in {minutes} minute{'s' if minutes > 1 else ''}.", "error")
+    plural = "s" if minutes > 1 else ""
+    if network:
+        flash(f"Too many attempts from this network, try again in {minutes} minute{plural}.", "error")
+    else:
+        flash(f"Too many failed attempts. Try again in {minutes} minute{plural}.", "error")
     response = current_app.make_response((render_template("auth/login.html", form=form), 429))
     response.headers["Retry-After"] = str(int(wait))
     return response
@@ -130,15 +157,18 @@ def login():
     if form.validate_on_submit():
         email = form.email.data.strip().lower()
         throttle = FailedLogins(email, request.remote_addr or "unknown")
-        wait = throttle.blocked_for()
+        wait, network = throttle.blocked_for()
         if wait:
-            return _too_many(form, wait)
+            return _too_many(form, wait, network)
         user = db.session.execute(select(User).where(func.lower(User.email) == email)).scalar_one_or_none()
-        if user and user.check_password(form.password.data):
+        if user is None:
+            # Same work as a real check, so the answer's timing does not tell which emails exist.
+            check_password_hash(_dummy_hash(), form.password.data)
+        elif user.check_password(form.password.data):
             throttle.clear_account()
             user.last_login_at = utcnow()
             db.session.commit()
-            login_user(user)
+            sign_in(user)
             return redirect(safe_next(request.args.get("next")))
         throttle.record()
         flash("Wrong email or password.", "error")
@@ -148,6 +178,10 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    """Sign out."""
+    """Sign out, ending every session of this person."""
+    if current_user.is_authenticated:
+        end_sessions(current_user)
+        db.session.commit()
     logout_user()
+    _fresh_session()
     return redirect(url_for("auth.login"))

@@ -1,11 +1,14 @@
 """Organization settings for its admins: Cliniko key, sync switch, members, API tokens."""
 
-from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
-from sqlalchemy import func, select
+from datetime import timedelta
 
-from ..auth import require_person, require_principal
+from flask import Blueprint, current_app, flash, make_response, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from .. import mail
+from ..auth import end_sessions, require_person, require_principal
 from ..extensions import db
-from ..models import ROLES, ApiToken, Membership, User, get_for_org, utcnow
+from ..models import ROLES, ApiToken, Invitation, Membership, User, get_for_org, utcnow
 from .common import org_zone, valid_zone
 
 bp = Blueprint("settings", __name__, url_prefix="/orgs/<org_id>/settings")
@@ -19,12 +22,15 @@ def _back(org):
     return redirect(url_for("settings.index", org_id=org.id))
 
 
-def _page(org, user, new_token=None, status=200):
+def _page(org, user, new_token=None, invite=None, status=200):
     members = db.session.execute(
         select(Membership, User).join(User).where(Membership.organization_id == org.id).order_by(User.email)
     ).all()
     tokens = db.session.execute(
         select(ApiToken).where(ApiToken.organization_id == org.id).order_by(ApiToken.created_at.desc())
+    ).scalars()
+    invitations = db.session.execute(
+        select(Invitation).where(Invitation.organization_id == org.id).order_by(Invitation.email)
     ).scalars()
     response = make_response(
         render_template(
@@ -37,6 +43,8 @@ def _page(org, user, new_token=None, status=200):
             tokens=list(tokens),
             roles=ROLES,
             new_token=new_token,
+            invite=invite,
+            invitations=[i for i in invitations if i.pending],
         ),
         status,
     )
@@ -89,29 +97,47 @@ def sync(org_id):
 
 @bp.post("/members")
 def add_member(org_id):
-    """Give a person a role here, creating their account when it does not exist."""
-    org, _ = _admin(org_id)
+    """Invite a person by email; the answer is the same whether or not they have an account."""
+    org, me = _admin(org_id)
     email = request.form.get("email", "").strip().lower()
     role = request.form.get("role", "")
-    password = request.form.get("password", "")
     if "@" not in email or len(email) > 254 or role not in ROLES:
         flash("Give an email address and a role.", "error")
         return _back(org)
-    user = db.session.execute(select(User).where(func.lower(User.email) == email)).scalar_one_or_none()
-    if user is None:
-        if len(password) < 8:
-            flash(f"{email} has no account yet: give them an initial password of 8+ characters.", "error")
-            return _back(org)
-        user = User(email=email)
-        user.set_password(password)
-        db.session.add(user)
-        db.session.flush()
-    elif get_for_org(Membership, org.id, user_id=user.id):
-        flash(f"{email} is already a member; change their role below.", "error")
-        return _back(org)
-    db.session.add(Membership(user_id=user.id, organization_id=org.id, role=role))
+    invitation = get_for_org(Invitation, org.id, email=email)
+    if invitation is None:
+        invitation = Invitation(organization_id=org.id, email=email)
+        db.session.add(invitation)
+    # Re-inviting replaces the earlier offer: its link stops working.
+    clear = invitation.new_token()
+    invitation.role = role
+    invitation.invited_by_id = me.id
+    invitation.created_at = utcnow()
+    invitation.expires_at = utcnow() + timedelta(hours=current_app.config["INVITATION_TTL_HOURS"])
+    invitation.accepted_at = invitation.revoked_at = None
     db.session.commit()
-    flash(f"{email} added as {role}.", "info")
+    link = url_for("account.invitation", token=clear, _external=True)
+    if mail.configured():
+        mail.send(
+            email,
+            f"Invitation to {org.name} on Routiq Admin",
+            f"{me.email} invites you to {org.name} as {role}.\n\nOpen this link to accept "
+            f"(valid until {invitation.expires_at:%Y-%m-%d %H:%M} UTC, once):\n{link}\n",
+        )
+        flash(f"Invitation for {email} sent by email.", "info")
+        return _back(org)
+    return _page(org, me, invite={"email": email, "link": link})
+
+
+@bp.post("/invitations/<int:invitation_id>/revoke")
+def revoke_invitation(org_id, invitation_id):
+    """Revoke a pending invitation."""
+    org, _ = _admin(org_id)
+    invitation = get_for_org(Invitation, org.id, id=invitation_id)
+    if invitation is not None and invitation.revoked_at is None:
+        invitation.revoked_at = utcnow()
+        db.session.commit()
+        flash(f"Invitation for {invitation.email} revoked.", "info")
     return _back(org)
 
 
@@ -148,9 +174,24 @@ def remove_member(org_id, membership_id):
         flash(problem, "error")
         return _back(org)
     email = membership.user.email
+    end_sessions(membership.user)
     db.session.delete(membership)
     db.session.commit()
     flash(f"{email} removed.", "info")
+    return _back(org)
+
+
+@bp.post("/members/<int:membership_id>/sign-out")
+def sign_out_member(org_id, membership_id):
+    """End every session of a member."""
+    org, me = _admin(org_id)
+    membership, problem = _membership(org, membership_id, me)
+    if problem:
+        flash(problem, "error")
+        return _back(org)
+    end_sessions(membership.user)
+    db.session.commit()
+    flash(f"{membership.user.email} signed out everywhere.", "info")
     return _back(org)
 
 
