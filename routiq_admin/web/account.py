@@ -1,6 +1,6 @@
 """A person's own account: accept an invitation, change the password, sign out everywhere."""
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, url_for
 from flask_login import current_user, login_required, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
@@ -38,7 +38,7 @@ def _invitation(token):
         select(Invitation).where(Invitation.token_hash == hash_token(token))
     ).scalar_one_or_none()
     if invitation is None or not invitation.pending:
-        abort(render_template("account/invalid_invitation.html"), 404)
+        abort(make_response(render_template("account/invalid_invitation.html"), 404))
     return invitation
 
 

@@ -13,8 +13,8 @@ from flask import Blueprint, current_app, flash, g, redirect, render_template, r
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
-from wtforms import EmailField, PasswordField
 from werkzeug.security import check_password_hash, generate_password_hash
+from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired
 
 from ..auth import end_sessions, start_session
