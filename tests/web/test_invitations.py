@@ -52,9 +52,9 @@ def test_same_answer_for_existing_and_unknown_email(client):
     assert cut[0] == cut[1]
     # an existing membership elsewhere is unchanged and no membership here is created
     assert member.role_in(other.id) == "viewer"
-    assert db.session.execute(db.select(Membership).filter_by(organization_id=org.id)).scalars().all()[0].user.email == (
-        "staff@example.com"
-    )
+    assert db.session.execute(db.select(Membership).filter_by(organization_id=org.id)).scalars().all()[
+        0
+    ].user.email == ("staff@example.com")
 
 
 def test_new_person_sets_own_password_and_token_is_single_use(client):
@@ -68,8 +68,12 @@ def test_new_person_sets_own_password_and_token_is_single_use(client):
     page = client.get(f"/invitations/{token}")
     assert page.status_code == 200 and 'name="password"' in page.get_data(as_text=True)
     short = client.post(f"/invitations/{token}", data={"password": "short", "confirm": "short"})
-    assert short.status_code == 200 and db.session.execute(db.select(User).filter_by(email=NEW)).first() is None
-    done = client.post(f"/invitations/{token}", data={"password": "a-long-password", "confirm": "a-long-password"})
+    assert (
+        short.status_code == 200 and db.session.execute(db.select(User).filter_by(email=NEW)).first() is None
+    )
+    done = client.post(
+        f"/invitations/{token}", data={"password": "a-long-password", "confirm": "a-long-password"}
+    )
     assert done.status_code == 302
     user = db.session.execute(db.select(User).filter_by(email=NEW)).scalar_one()
     assert user.role_in(org.id) == "operator" and user.check_password("a-long-password")
@@ -133,3 +137,37 @@ def test_token_of_one_org_cannot_grant_another(client):
     client.post(f"/invitations/{token}", data={"password": "a-long-password", "confirm": "a-long-password"})
     user = db.session.execute(db.select(User).filter_by(email=NEW)).scalar_one()
     assert user.role_in(org_a.id) == "viewer" and user.role_in(org_b.id) is None
+
+
+def test_gunicorn_access_log_drops_the_invitation_token(base_config, migrated, tmp_path):
+    import socket
+    import urllib.error
+    import urllib.request
+
+    from tests.conftest import start_process, subprocess_env, wait_for
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "access.log"
+    env = subprocess_env(base_config, PORT=port, WEB_CONCURRENCY=1)
+    proc = start_process(
+        ["-m", "gunicorn", "-c", "gunicorn.conf.py", "--access-logfile", str(log), "wsgi:app"], env
+    )
+    try:
+        token = "secret-invitation-token-abc123"
+
+        def hit():
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/invitations/{token}", timeout=2)
+            except urllib.error.HTTPError as exc:
+                return exc.code == 404
+            except OSError:
+                return False
+
+        wait_for(hit, timeout=30, message="gunicorn")
+        text = wait_for(lambda: log.exists() and "/invitations/" in log.read_text() and log.read_text())
+        assert token not in text and "/invitations/[token]" in text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

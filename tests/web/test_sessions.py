@@ -109,7 +109,9 @@ def test_csrf_token_rotates_at_login_and_logout(make_app):
         make_user(org=org, role="viewer")
         client = app.test_client()
         before = csrf_from(client.get("/login").get_data(as_text=True))
-        client.post("/login", data={"email": "staff@example.com", "password": "pw-123456", "csrf_token": before})
+        client.post(
+            "/login", data={"email": "staff@example.com", "password": "pw-123456", "csrf_token": before}
+        )
         after = csrf_from(client.get(f"/orgs/{org.id}").get_data(as_text=True))
         assert after != before
         # the pre-login token is dead: a fixated token cannot be used after login
