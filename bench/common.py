@@ -293,12 +293,13 @@ def wait_for_run(run_id, timeout, interval=0.02):
     """Poll the run row (own short transactions) until it finishes; return it."""
     from routiq_admin.extensions import db
     from routiq_admin.models import SyncRun
+    from routiq_admin.sync.plan import FINISHED_STATUSES
 
     deadline = time.monotonic() + timeout
     while True:
         db.session.rollback()
         run = db.session.get(SyncRun, run_id, populate_existing=True)
-        if run.status in ("completed", "failed", "cancelled"):
+        if run.status in FINISHED_STATUSES:
             return run
         if time.monotonic() > deadline:
             raise TimeoutError(f"sync {run.sync_id} still {run.status} after {timeout} s")

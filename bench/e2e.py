@@ -63,7 +63,8 @@ def _one_sync(app, org_id, sim, full=False, timeout=600, watch_step=None, step_b
 
     from routiq_admin.extensions import db
     from routiq_admin.models import Organization, SyncRun
-    from routiq_admin.sync.service import start_sync
+    from routiq_admin.sync.plan import FINISHED_STATUSES
+    from routiq_admin.sync.runs import start_sync
 
     sim.reset_stats()
     with app.app_context():
@@ -78,12 +79,12 @@ def _one_sync(app, org_id, sim, full=False, timeout=600, watch_step=None, step_b
             elapsed = time.monotonic() - started
             if watch_step and watched is None and run.current_step == watch_step:
                 watched = {"seconds": elapsed, "cliniko_requests": run.cliniko_requests}
-            if run.status in ("completed", "failed", "cancelled") or elapsed > timeout:
+            if run.status in FINISHED_STATUSES or elapsed > timeout:
                 break
             if watched and step_budget is not None and elapsed - watched["seconds"] > step_budget:
                 break
             time.sleep(interval)
-        finished = run.status in ("completed", "failed", "cancelled")
+        finished = run.status in FINISHED_STATUSES
         result = {
             "run_id": run_id,
             "status": run.status if finished else "timeout",
@@ -311,7 +312,7 @@ def _seed_by_ingest(app, org_id, sim):
 
     from routiq_admin.extensions import db
     from routiq_admin.models import Organization, SyncRun
-    from routiq_admin.sync.service import create_run
+    from routiq_admin.sync.runs import create_run
 
     from .ingest import InProcessClient, bench_engine_class
 

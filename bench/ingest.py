@@ -196,7 +196,7 @@ def ingest(
     from routiq_admin.cliniko.simulator import Simulator
     from routiq_admin.extensions import db
     from routiq_admin.models import Appointment, Patient, SyncRun
-    from routiq_admin.sync.service import create_run
+    from routiq_admin.sync.runs import create_run
 
     instance = tempfile.mkdtemp(prefix="routiq-bench-instance-", dir=workdir)
     config = common.app_config(database_url, None, instance)

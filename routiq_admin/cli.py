@@ -9,10 +9,12 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from .auth import ROLES
-from .config import SYNC_MODES
 from .errors import AppError
 from .extensions import db
 from .models import ApiToken, Membership, Organization, User
+from .sync.engine import run_in_foreground
+from .sync.plan import ALL_MODES, DEFAULT_MODE, IMPORT_MODE, cli_job_id
+from .sync.runs import create_run
 
 orgs_cli = AppGroup("orgs", help="Manage organizations.")
 users_cli = AppGroup("users", help="Manage people who log in.")
@@ -122,22 +124,15 @@ def seed_demo(api_key):
 
 @sync_cli.command("run")
 @click.argument("org_id")
-@click.option(
-    "--mode", type=click.Choice(SYNC_MODES + ("import",)), default="comprehensive", show_default=True
-)
+@click.option("--mode", type=click.Choice(ALL_MODES), default=DEFAULT_MODE, show_default=True)
 @click.option("--full", is_flag=True, help="Ignore the incremental marks for this run.")
 def sync_run(org_id, mode, full):
     """Run a sync in the foreground with a progress bar; the exit status says how it ended."""
-    import os
-
-    from .sync.engine import run_in_foreground
-    from .sync.service import create_run
-
     org = _org_or_fail(org_id)
     if not org.has_credentials:
         raise click.ClickException(f"{org_id} has no Cliniko API key (credentials_not_found)")
-    kind = "import" if mode == "import" else "sync"
-    job_id = f"cli-{os.getpid()}-{secrets.token_hex(4)}"
+    kind = "import" if mode == IMPORT_MODE else "sync"
+    job_id = cli_job_id()
     try:
         run = create_run(
             org,
@@ -182,6 +177,7 @@ def sync_run(org_id, mode, full):
 @click.option("--key", "keys", multiple=True, help="Accept only these API keys (repeatable).")
 def simulate(port, host, patients, appointments, latency_ms, seed, rate_limit, keys):
     """Serve a fake Cliniko (one clinic per API key) for demos, tests and benchmarks."""
+    # The simulator is a test stand-in: only this command loads it, never the app itself.
     from .cliniko.simulator import serve
 
     serve(

@@ -9,7 +9,7 @@ import time
 
 import requests
 
-TERMINAL = ("completed", "failed", "cancelled")
+from .sync.plan import FINISHED_STATUSES
 
 
 class RoutiqError(Exception):
@@ -135,7 +135,7 @@ class RoutiqClient:
             else:
                 if on_progress is not None:
                     on_progress(data)
-                if data["status"] in TERMINAL:
+                if data["status"] in FINISHED_STATUSES:
                     return data
                 delay = poll_interval
             if time.monotonic() + delay > deadline:

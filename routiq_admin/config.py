@@ -8,7 +8,6 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 
 REQUIRED_IN_PRODUCTION = ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "ENCRYPTION_KEY")
-SYNC_MODES = ("active", "basic", "comprehensive", "patients-only")
 
 
 class ConfigError(RuntimeError):

@@ -33,10 +33,9 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from . import crypto
 from .cliniko.client import SHARD_PATTERN, shard_from_key
 from .extensions import db
+from .sync.plan import ACTIVE_STATUSES
 
 ROLES = ("viewer", "operator", "admin")
-ACTIVE_STATUSES = ("starting", "running")
-FINISHED_STATUSES = ("completed", "failed", "cancelled")
 _ID_ALPHABET = string.ascii_letters + string.digits
 # Organization ids end up in sync ids and RQ job ids, which allow only these characters.
 ORG_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

@@ -3,12 +3,12 @@
 from rq import get_current_job
 
 from routiq_admin import create_app
+from routiq_admin.sync.engine import SyncEngine
+from routiq_admin.sync.tick import tick
 
 
 def run_sync(run_id):
     """Run one sync (the row id is the only argument: no secrets in job payloads)."""
-    from routiq_admin.sync.engine import SyncEngine
-
     app = create_app()
     with app.app_context():
         job = get_current_job()
@@ -17,8 +17,6 @@ def run_sync(run_id):
 
 def scheduler_tick():
     """Run one scheduler tick."""
-    from routiq_admin.sync.scheduler import tick
-
     app = create_app()
     with app.app_context():
         return tick()

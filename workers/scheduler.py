@@ -11,7 +11,7 @@ from rq_scheduler import Scheduler
 
 from routiq_admin import create_app
 from routiq_admin.extensions import get_redis
-from routiq_admin.sync.scheduler import beat, register
+from routiq_admin.sync.schedule import beat, register
 
 log = logging.getLogger("routiq_admin.scheduler")
 

@@ -2,7 +2,8 @@
 
 from flask import Blueprint, jsonify
 
-from ..sync import service
+from ..sync import status as run_status
+from ..sync.connection import check_connection
 from ..timefmt import iso
 from .sync import mode_param, now_iso, path_org, start_run, started_json
 
@@ -28,7 +29,7 @@ def sync(organization_id):
 def status(organization_id):
     """Report the organization's Cliniko connection and sync health (no call to Cliniko)."""
     org = path_org(organization_id)
-    data = service.org_status(org)
+    data = run_status.org_status(org)
     return jsonify(
         {
             "organization_id": org.id,
@@ -50,7 +51,7 @@ def status(organization_id):
 def test_connection(organization_id):
     """Call Cliniko now and report how it answered (always 200; `success` tells)."""
     org = path_org(organization_id)
-    result = service.check_connection(org)
+    result = check_connection(org)
     return jsonify(
         {
             "success": result["success"],

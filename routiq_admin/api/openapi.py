@@ -9,9 +9,8 @@ import re
 from copy import deepcopy
 from functools import cache
 
-from ..config import SYNC_MODES
 from ..errors import DEFAULT_CODES, HTTP_STATUS, TITLES
-from ..sync.service import IMPORT_MODE, STATUSES, TRIGGERS
+from ..sync.plan import ALL_MODES, MODES, STATUSES, TRIGGERS
 
 ORG = "org_2xwHiNrj68eaRUlX10anlXGvzX7"
 SYNC_ID = "sync_org_2xwHiNrj68eaRUlX10anlXGvzX7_20250630_120000"
@@ -61,7 +60,7 @@ def ref(name):
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-SYNC_MODE = enum(SYNC_MODES, "Which Cliniko data a sync fetches (see the README's table of modes).")
+SYNC_MODE = enum(MODES, "Which Cliniko data a sync fetches (see the README's table of modes).")
 RUN_STATUS = enum(STATUSES)
 
 ERROR_ITEM = obj(
@@ -90,7 +89,7 @@ PROGRESS = {
     "current_operation": null(STR),
     "errors": {"type": "array", "items": ref("RunError")},
     "kind": enum(("sync", "import")),
-    "sync_mode": enum((*SYNC_MODES, IMPORT_MODE)),
+    "sync_mode": enum(ALL_MODES),
     "trigger": enum(TRIGGERS),
     "completed_at": null(TIME),
     "rate_limited_until": null({**TIME, "description": "Set while the run waits on Cliniko's rate limit."}),
@@ -101,7 +100,7 @@ HISTORY_ITEM = obj(
         "sync_id": STR,
         "kind": enum(("sync", "import")),
         "trigger": enum(TRIGGERS),
-        "mode": enum((*SYNC_MODES, IMPORT_MODE)),
+        "mode": enum(ALL_MODES),
         "started_at": TIME,
         "completed_at": null(TIME),
         "duration_seconds": null(NUM),
@@ -381,7 +380,7 @@ HISTORY_PARAMS = [
     ),
     query_param("status", RUN_STATUS, "Only runs with this status (totals stay over all runs)."),
     query_param("trigger", enum(TRIGGERS), "Only runs started this way."),
-    query_param("mode", enum((*SYNC_MODES, IMPORT_MODE)), "Only runs of this mode."),
+    query_param("mode", enum(ALL_MODES), "Only runs of this mode."),
 ]
 
 # ---- responses ------------------------------------------------------------------------------------
@@ -413,7 +412,7 @@ EXAMPLE_ERRORS = {
     409: ("sync_already_running", "A sync is already running for org_2xwHiNrj68eaRUlX10anlXGvzX7"),
     422: (
         "validation_error",
-        "Invalid value 'fast' for sync_mode; use one of active, basic, comprehensive, patients-only",
+        "Invalid value 'fast' for sync_mode; use one of comprehensive, basic, active, patients-only",
     ),
     429: ("rate_limit_exceeded", "API rate limit exceeded: 60 work requests per minute; retry in 30 s"),
     500: ("internal_error", "Internal server error"),

@@ -6,13 +6,13 @@ then the parameters.
 
 import re
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
 from ..auth import Forbidden, NotFound, require_org, require_principal, role_at_least
-from ..config import SYNC_MODES
+from ..errors import ValidationError
 from ..models import utcnow
-from ..sync import service
-from ..sync.service import ValidationError
+from ..sync import plan, runs
+from ..sync import status as run_status
 from ..timefmt import iso
 
 bp = Blueprint("api_sync", __name__, url_prefix="/api/v1/sync")
@@ -74,7 +74,7 @@ def run_in_scope(sync_id, role="viewer"):
     principal = require_principal()
     header = header_org_id()
     org_ids = [org_in_scope(header).id] if header else principal.visible_org_ids()
-    run = service.find_run(sync_id, org_ids) if VALID_ID.fullmatch(sync_id) else None
+    run = run_status.find_run(sync_id, org_ids) if VALID_ID.fullmatch(sync_id) else None
     if run is None:
         raise NotFound(f"Sync {sync_id} not found")
     require_org(run.organization_id, role)
@@ -125,13 +125,13 @@ def start_run(org, mode, trigger, kind="sync"):
     """Start a run for the caller (a sync honours ?full=true, which ignores marks) and return it."""
     principal = require_principal()
     if kind == "import":
-        return service.start_import(org, trigger, user=principal.user, label=principal.label)
+        return runs.start_import(org, trigger, user=principal.user, label=principal.label)
     full = query("full", boolean, False)
-    return service.start_sync(org, mode, trigger, user=principal.user, full=full, label=principal.label)
+    return runs.start_sync(org, mode, trigger, user=principal.user, full=full, label=principal.label)
 
 
 def mode_param(name, default):
-    return query(name, choice(SYNC_MODES, name), default)
+    return query(name, choice(plan.MODES, name), default)
 
 
 def now_iso():
@@ -254,10 +254,8 @@ def trigger():
 @bp.get("/scheduler/status")
 def scheduler_status():
     """Report whether the scheduler runs and whether a sync is running for the organization."""
-    from flask import current_app
-
     org = selected_org()
-    status = service.org_status(org)
+    status = run_status.org_status(org)
     running = status["running"]
     return jsonify(
         {
@@ -307,7 +305,7 @@ def run_detail(sync_id):
 @bp.post("/cancel/<sync_id>")
 def cancel(sync_id):
     """Cancel a run: at once when starting, after the current page when running; 409 when finished."""
-    run = service.cancel_run(run_in_scope(sync_id, "operator"))
+    run = runs.cancel_run(run_in_scope(sync_id, "operator"))
     return jsonify(
         {
             "success": True,
@@ -329,10 +327,10 @@ def history(organization_id):
     org = path_org(organization_id)
     limit = query("limit", int_range(1, 100), 10)
     offset = query("offset", int_range(0, 10**9), 0)
-    status = query("status", choice(service.STATUSES, "status"))
-    trigger_ = query("trigger", choice(service.TRIGGERS, "trigger"))
-    mode = query("mode", choice((*SYNC_MODES, service.IMPORT_MODE), "mode"))
-    data = service.history(org.id, limit=limit, offset=offset, status=status, trigger=trigger_, mode=mode)
+    status = query("status", choice(plan.STATUSES, "status"))
+    trigger_ = query("trigger", choice(plan.TRIGGERS, "trigger"))
+    mode = query("mode", choice(plan.ALL_MODES, "mode"))
+    data = run_status.history(org.id, limit=limit, offset=offset, status=status, trigger=trigger_, mode=mode)
     return jsonify(
         {
             "organization_id": org.id,
@@ -365,7 +363,7 @@ def cleanup():
         org_ids = [o for o in principal.visible_org_ids() if role_at_least(principal.role_in(o), "operator")]
         if not org_ids:
             raise Forbidden("Cleaning up syncs needs the operator role", error_code="ROLE_REQUIRED")
-    cleaned = service.cleanup_stale(org_ids)
+    cleaned = runs.cleanup_stale(org_ids)
     return jsonify(
         {
             "message": f"Cleaned up {len(cleaned)} stale sync{'' if len(cleaned) == 1 else 's'}",

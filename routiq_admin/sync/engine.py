@@ -29,8 +29,10 @@ from ..models import (
     SyncRun,
     utcnow,
 )
+from ..timefmt import iso
 from .activity import refresh_activity
-from .service import STEP_PLAN, STEPS, error_entry
+from .plan import STEP_PLAN, STEPS
+from .upsert import Upserter
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,17 @@ def empty_counts():
     return {"fetched": 0, "created": 0, "updated": 0, "unchanged": 0, "failed": 0}
 
 
+def error_entry(error_type, error_code, message, entity=None):
+    """Return one item of a run's `errors` list."""
+    return {
+        "error_type": error_type,
+        "error_code": error_code,
+        "message": message,
+        "entity": entity,
+        "at": iso(utcnow()),
+    }
+
+
 class SyncEngine:
     """Carry one SyncRun from `starting` to a finished status."""
 
@@ -78,8 +91,21 @@ class SyncEngine:
         self.percentage = 0.0
         self.step_name = None
         self.client = None
+        self.org_id = self.mode = self.sync_id = self.started_at = None
+        self.full = False
+        self.steps = ()
+        self._entity = None
         self._last_commit = 0.0
         self._pending = None
+        # The engine step behind each plan step's name (plan.STEP_PLAN).
+        self._step_methods = {
+            "reference": self._step_reference,
+            "patients": self._step_patients,
+            "appointments": self._step_appointments,
+            "window_appointments": self._step_window_appointments,
+            "missing_patients": self._step_missing_patients,
+            "activity": self._step_activity,
+        }
 
     # -- lifecycle -------------------------------------------------------------------
     def run(self):
@@ -108,9 +134,9 @@ class SyncEngine:
         org = db.session.get(Organization, self.org_id)
         try:
             self.client = self._client(org)
-            for index, name in enumerate(self.steps):
-                self._begin_step(name)
-                getattr(self, "_step_" + STEP_PLAN[self.mode][index][0])()
+            for step in STEP_PLAN[self.mode]:
+                self._begin_step(step.label)
+                self._step_methods[step.name]()
                 self.completed_steps += 1
             self._check_cancel_before_finish()
             self._set_credentials(True)
@@ -149,8 +175,6 @@ class SyncEngine:
         finally:
             if self.client is not None:
                 self.client.close()
-
-    _entity = None
 
     def _client(self, org):
         config = current_app.config
@@ -314,8 +338,6 @@ class SyncEngine:
     # -- ingest ------------------------------------------------------------------------
     def _ingest(self, entity, pages, label):
         """Upsert every page of one fetch; return (largest updated_at seen, whether paging was unstable)."""
-        from .upsert import Upserter
-
         self._entity = entity
         model, to_row = ENTITIES[entity]
         upserter = Upserter(model, self.org_id)

@@ -4,10 +4,12 @@ from flask import Blueprint, flash, redirect, render_template, url_for
 
 from ..auth import require_principal, visible_organizations
 from ..models import utcnow
-from ..sync import service
+from ..sync import plan, runs, schedule
+from ..sync import status as run_status
+from ..sync.connection import check_connection
 from . import charts
 from .common import is_htmx, localtime, org_context, org_zone
-from .syncs import MODES, history_context, progress_context
+from .syncs import history_context, progress_context
 
 bp = Blueprint("orgs", __name__)
 
@@ -35,25 +37,25 @@ def next_run_label(org, scheduler):
 
 def mini_context(org):
     """Build the live mini status of one organization (list row); no Redis call."""
-    run = service.active_run(org.id)
+    run = runs.active_run(org.id)
     percent = round(run.progress_percentage or 0, 1) if run else 0
-    return {"org": org, "run": run, "percent": percent, "sync_status": service.sync_status(org)}
+    return {"org": org, "run": run, "percent": percent, "sync_status": run_status.sync_status(org)}
 
 
 @bp.get("/")
 def index():
     """List every organization the signed-in person looks after."""
     principal = require_principal()
-    scheduler = service.scheduler_state()
+    scheduler = schedule.scheduler_state()
     rows = []
     for org in visible_organizations():
         reason, next_at = next_run_label(org, scheduler)
-        total, active = service.patient_counts(org.id)
+        total, active = run_status.patient_counts(org.id)
         rows.append(
             {
                 **mini_context(org),
                 "role": principal.role_in(org.id),
-                "last": service.last_finished_run(org.id),
+                "last": run_status.last_finished_run(org.id),
                 "total_patients": total,
                 "active_patients": active,
                 "next_reason": reason,
@@ -76,19 +78,19 @@ def status(org_id):
 def summary_context(org):
     """Build health, freshness and the recent-runs chart."""
     tz = org_zone(org)
-    data = service.history(org.id, limit=20)
+    data = run_status.history(org.id, limit=20)
     finished = [r for r in reversed(data["runs"]) if not r.is_active]
-    failures = service.recent_failures(org.id)
+    failures = run_status.recent_failures(org.id)
     average = data["average_sync_duration_seconds"]
     alerts = []
     if failures > FAILURE_ALERT:
         alerts.append(f"High failure rate: {failures} failures in last 24h")
     if average > SLOW_ALERT_SECONDS:
         alerts.append(f"Slow sync performance: {average}s average")
-    marks = service.sync_marks(org.id)
+    marks = run_status.sync_marks(org.id)
     # Reference data has no mark: every completed comprehensive run fetches it whole.
-    whole = service.last_finished_run(org.id, statuses=("completed",), mode="comprehensive")
-    stored = service.stored_counts(org.id)
+    whole = run_status.last_finished_run(org.id, statuses=("completed",), mode="comprehensive")
+    stored = run_status.stored_counts(org.id)
     freshness = []
     for entity, label in ENTITY_LABELS.items():
         mark = marks.get(entity)
@@ -108,7 +110,7 @@ def summary_context(org):
         "alerts": alerts,
         "freshness": freshness,
         "chart": charts.run_chart(finished, tz, localtime),
-        "sync_status": service.sync_status(org),
+        "sync_status": run_status.sync_status(org),
     }
 
 
@@ -130,8 +132,8 @@ def show(org_id):
         org=org,
         role=role,
         tz=org_zone(org),
-        modes=MODES,
-        p=progress_context(org, role, service.latest_run(org.id)),
+        modes=plan.MODES,
+        p=progress_context(org, role, run_status.latest_run(org.id)),
         s=summary_context(org),
         h=history_context(org, role),
         connection=None,
@@ -151,7 +153,7 @@ def connection(org_id):
 def test_connection(org_id):
     """Call Cliniko now and show the outcome inline (with the response time)."""
     org, role = org_context(org_id, "operator")
-    result = service.check_connection(org)
+    result = check_connection(org)
     if not is_htmx():
         ok = result["success"]
         ms = f" in {result['response_time_ms']} ms" if result.get("response_time_ms") is not None else ""

@@ -4,17 +4,16 @@ from flask import Blueprint, abort, flash, make_response, redirect, render_templ
 
 from ..auth import require_principal
 from ..cliniko.errors import CredentialsNotFound
-from ..errors import AppError
+from ..errors import AppError, SyncAlreadyRunning, ValidationError
 from ..extensions import QueueUnavailable
 from ..models import utcnow
-from ..sync import service
+from ..sync import plan, runs
+from ..sync import status as run_status
 from .common import can, choice, is_htmx, org_context, org_zone, page_number
 
 bp = Blueprint("syncs", __name__, url_prefix="/orgs/<org_id>/syncs")
 
 HISTORY_PER_PAGE = 10
-MODES = ("comprehensive", "basic", "active", "patients-only")
-HISTORY_MODES = (*MODES, service.IMPORT_MODE)
 
 
 def progress_context(org, role, run, widget="panel", notice=None):
@@ -45,7 +44,7 @@ def progress_context(org, role, run, widget="panel", notice=None):
         "waiting": waiting,
         "percent": _percent(run),
         "eta": _eta(run, now) if active else None,
-        "steps": service.STEPS.get(run.mode, ()) if run else (),
+        "steps": plan.STEPS.get(run.mode, ()) if run else (),
     }
 
 
@@ -79,12 +78,12 @@ def _fragment(template, context, trigger=None, announce=None):
 def history_context(org, role):
     """Build the history table's context from the query string (filters and page)."""
     filters = {
-        "status": choice("status", service.STATUSES),
-        "trigger": choice("trigger", service.TRIGGERS),
-        "mode": choice("mode", HISTORY_MODES),
+        "status": choice("status", plan.STATUSES),
+        "trigger": choice("trigger", plan.TRIGGERS),
+        "mode": choice("mode", plan.ALL_MODES),
     }
     page = page_number()
-    data = service.history(
+    data = run_status.history(
         org.id,
         limit=HISTORY_PER_PAGE,
         offset=(page - 1) * HISTORY_PER_PAGE,
@@ -100,14 +99,14 @@ def history_context(org, role):
         "active_filters": {k: v for k, v in filters.items() if v},
         "page": page,
         "pages": pages,
-        "statuses": service.STATUSES,
-        "triggers": service.TRIGGERS,
-        "modes": HISTORY_MODES,
+        "statuses": plan.STATUSES,
+        "triggers": plan.TRIGGERS,
+        "modes": plan.ALL_MODES,
     }
 
 
 def _run_or_404(org, sync_id):
-    run = service.find_run(sync_id, [org.id])
+    run = run_status.find_run(sync_id, [org.id])
     if run is None:
         abort(404)
     return run
@@ -128,14 +127,14 @@ def start(org_id):
     run, notice, started = None, None, False
     try:
         if kind == "import":
-            run = service.start_import(org, "manual", user=user)
+            run = runs.start_import(org, "manual", user=user)
         else:
-            run = service.start_sync(org, mode, "manual", user=user, full=full)
+            run = runs.start_sync(org, mode, "manual", user=user, full=full)
         started = True
-    except service.SyncAlreadyRunning as exc:
-        run = service.find_run(exc.extra.get("sync_id"), [org.id]) or service.active_run(org.id)
+    except SyncAlreadyRunning as exc:
+        run = run_status.find_run(exc.extra.get("sync_id"), [org.id]) or runs.active_run(org.id)
         notice = ("info", "A sync is already running for this organization; showing it.")
-    except (CredentialsNotFound, service.ValidationError, QueueUnavailable) as exc:
+    except (CredentialsNotFound, ValidationError, QueueUnavailable) as exc:
         notice = ("error", exc.message)
     if not is_htmx():
         if notice:
@@ -143,7 +142,7 @@ def start(org_id):
         elif started:
             flash(f"{'Import' if kind == 'import' else 'Sync'} {run.sync_id} started.", "info")
         return redirect(url_for("orgs.show", org_id=org.id))
-    context = progress_context(org, role, run or service.latest_run(org.id), notice=notice)
+    context = progress_context(org, role, run or run_status.latest_run(org.id), notice=notice)
     if started:
         what = "Patient import" if kind == "import" else "Sync"
         return _fragment("syncs/_progress.html", context, trigger="sync-started", announce=f"{what} started.")
@@ -156,11 +155,11 @@ def panel(org_id):
     org, role = org_context(org_id)
     if not is_htmx():
         return redirect(url_for("orgs.show", org_id=org.id))
-    run = service.latest_run(org.id)
+    run = run_status.latest_run(org.id)
     context = progress_context(org, role, run)
     watching = request.args.get("watching")
     if watching and not (run and run.is_active and run.sync_id == watching):
-        watched = service.find_run(watching, [org.id])
+        watched = run_status.find_run(watching, [org.id])
         return _fragment(
             "syncs/_progress.html", context, trigger="sync-finished", announce=_finished_message(watched)
         )
@@ -210,7 +209,7 @@ def cancel(org_id, sync_id):
     run = _run_or_404(org, sync_id)
     widget = "run" if request.form.get("widget") == "run" else "panel"
     try:
-        service.cancel_run(run)
+        runs.cancel_run(run)
         notice = ("info", "Cancelled." if run.status == "cancelled" else "Cancelling after the current page…")
     except AppError as exc:
         if exc.error_type != "sync_not_active":

@@ -149,12 +149,12 @@ def test_wrong_method_and_unknown_path_use_the_envelope(app, orgs):
 
 
 def test_a_bug_is_a_500_envelope_without_a_stack_trace(api, orgs, monkeypatch):
-    from routiq_admin.sync import service
+    from routiq_admin.sync import status as run_status
 
     def broken(*args, **kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(service, "history", broken)
+    monkeypatch.setattr(run_status, "history", broken)
     response = api.get("/api/v1/sync/history/org_a", token=orgs.token_a)
     assert response.status_code == 500
     assert details(response)["error_type"] == "internal_error"

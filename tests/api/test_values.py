@@ -6,7 +6,7 @@ from rq_scheduler import Scheduler
 
 from routiq_admin.extensions import db
 from routiq_admin.models import Patient, SyncRun, utcnow
-from routiq_admin.sync.scheduler import HEARTBEAT_KEY, beat, register
+from routiq_admin.sync.schedule import HEARTBEAT_KEY, beat, register
 from tests.factories import make_run
 
 

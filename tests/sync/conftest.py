@@ -19,7 +19,7 @@ from routiq_admin.models import (
     SyncRun,
 )
 from routiq_admin.sync.engine import SyncEngine
-from routiq_admin.sync.service import start_sync
+from routiq_admin.sync.runs import start_sync
 from tests.conftest import app_for, serve_simulator, start_process, stop, subprocess_env, wait_for
 from tests.factories import make_org
 

@@ -4,7 +4,7 @@ from sqlalchemy import select
 
 from routiq_admin.extensions import db
 from routiq_admin.models import Patient, SyncRun
-from routiq_admin.sync.service import start_sync
+from routiq_admin.sync.runs import start_sync
 
 from .conftest import KEY, ORG_ID, distinct_ids, requests
 

@@ -11,17 +11,11 @@ import pytest
 from rq.job import Job
 from sqlalchemy import func, select
 
+from routiq_admin.errors import SyncAlreadyRunning, SyncNotActive
 from routiq_admin.extensions import db, get_queue, get_redis
 from routiq_admin.models import Appointment, Organization, Patient, SyncMark, SyncRun
 from routiq_admin.sync.engine import SyncEngine
-from routiq_admin.sync.service import (
-    SyncAlreadyRunning,
-    SyncNotActive,
-    active_run,
-    cancel_run,
-    cleanup_stale,
-    start_sync,
-)
+from routiq_admin.sync.runs import active_run, cancel_run, cleanup_stale, start_sync
 from tests.conftest import wait_for
 from tests.factories import make_org
 

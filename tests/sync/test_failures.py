@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 from routiq_admin import devredis
 from routiq_admin.cliniko import client as client_module
 from routiq_admin.cliniko.errors import CredentialsNotFound
+from routiq_admin.errors import ValidationError
 from routiq_admin.extensions import QueueUnavailable, db, get_queue
 from routiq_admin.models import (
     Appointment,
@@ -16,7 +17,8 @@ from routiq_admin.models import (
     Practitioner,
     SyncRun,
 )
-from routiq_admin.sync.service import ValidationError, active_run, start_sync, sync_status
+from routiq_admin.sync.runs import active_run, start_sync
+from routiq_admin.sync.status import sync_status
 from tests.factories import make_org
 
 from .conftest import KEY, ORG_ID, count, mark, requests, run_inline, synced_at

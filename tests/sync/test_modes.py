@@ -5,9 +5,11 @@ import math
 import pytest
 from sqlalchemy import select
 
+from routiq_admin.errors import SyncAlreadyRunning
 from routiq_admin.extensions import db, get_queue
 from routiq_admin.models import Appointment, Patient, SyncRun
-from routiq_admin.sync.service import STEPS, SyncAlreadyRunning, start_import, start_sync
+from routiq_admin.sync.plan import STEPS
+from routiq_admin.sync.runs import start_import, start_sync
 
 from .conftest import (
     ORG_ID,

@@ -6,7 +6,8 @@ from sqlalchemy import select
 
 from routiq_admin.extensions import db
 from routiq_admin.models import SyncRun
-from routiq_admin.sync.service import STEPS, start_sync
+from routiq_admin.sync.plan import STEPS
+from routiq_admin.sync.runs import start_sync
 from tests.factories import make_org
 
 from .conftest import KEY, ORG_ID, TABLES, count

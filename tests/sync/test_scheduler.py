@@ -8,18 +8,8 @@ from sqlalchemy import select
 
 from routiq_admin.extensions import db, get_queue
 from routiq_admin.models import Appointment, Patient, SyncRun, utcnow
-from routiq_admin.sync.scheduler import (
-    HEARTBEAT_KEY,
-    MAX_BACKOFF_TICKS,
-    TICK_FUNC,
-    TICK_JOB_ID,
-    backing_off,
-    beat,
-    needs_full_pass,
-    register,
-    scheduler_active,
-    tick,
-)
+from routiq_admin.sync.schedule import HEARTBEAT_KEY, TICK_FUNC, TICK_JOB_ID, beat, register, scheduler_active
+from routiq_admin.sync.tick import MAX_BACKOFF_TICKS, backing_off, needs_full_pass, tick
 from tests.conftest import start_process, stop, subprocess_env, wait_for
 from tests.factories import make_org, make_run
 

@@ -6,7 +6,8 @@ from rq.job import Job, JobStatus
 
 from routiq_admin.extensions import db, get_queue
 from routiq_admin.models import utcnow
-from routiq_admin.sync.service import cleanup_stale, history, sync_status
+from routiq_admin.sync.runs import cleanup_stale
+from routiq_admin.sync.status import history, sync_status
 from tests.factories import make_org, make_run
 
 from .conftest import reload

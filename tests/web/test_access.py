@@ -35,10 +35,10 @@ def _posts(org_id, sync_id):
     ],
 )
 def test_role_matrix(client, monkeypatch, role, allowed):
-    from routiq_admin.sync import service
+    from routiq_admin.web import orgs as org_pages
 
     monkeypatch.setattr(
-        service,
+        org_pages,
         "check_connection",
         lambda org: {"success": True, "connection_status": "healthy", "response_time_ms": 5, "message": "ok"},
     )

@@ -272,7 +272,7 @@ def test_orgs_list_rows_and_live_mini_status(client):
 
 
 def test_next_scheduled_run_comes_from_the_scheduler(client, redis_conn):
-    from routiq_admin.sync.scheduler import HEARTBEAT_KEY, TICK_JOB_ID
+    from routiq_admin.sync.schedule import HEARTBEAT_KEY, TICK_JOB_ID
 
     org = signed_in(client)
     make_org("org_off", name="Off Clinic", sync_enabled=False)
@@ -285,7 +285,7 @@ def test_next_scheduled_run_comes_from_the_scheduler(client, redis_conn):
     from unittest import mock
 
     with mock.patch(
-        "routiq_admin.sync.scheduler.scheduler_active", return_value=True
+        "routiq_admin.sync.schedule.scheduler_active", return_value=True
     ):  # the tick is registered
         html = client.get("/").get_data(as_text=True)
     assert "in 41 min" in html or "in 42 min" in html

@@ -1,72 +1,24 @@
 """The periodic tick: clean stale runs, refresh activity, fan out scheduled syncs.
 
-Registered idempotently with rq-scheduler under one fixed job id; the tick only starts runs
-through `start_sync`, the same path the dashboard button takes.
+The tick only starts runs through `start_sync`, the same path the dashboard button takes.
 """
 
 import logging
 from datetime import timedelta
 
-import redis
 from flask import current_app
 from sqlalchemy import select
 
 from ..errors import AppError
-from ..extensions import QueueUnavailable, db, get_redis
+from ..extensions import db
 from ..models import Organization, SyncRun, utcnow
+from .activity import refresh_activity
+from .plan import SETTLED_STATUSES
+from .runs import active_run, cleanup_stale, start_sync
 
 log = logging.getLogger(__name__)
 
-TICK_JOB_ID = "routiq-sync-tick"
-TICK_FUNC = "workers.jobs.scheduler_tick"
-HEARTBEAT_KEY = "routiq:scheduler:heartbeat"
 MAX_BACKOFF_TICKS = 24
-
-
-def register(scheduler, interval_minutes):
-    """Schedule the tick every `interval_minutes`; replace a stale registration; return the job."""
-    interval = int(interval_minutes * 60)
-    keep = None
-    for job in scheduler.get_jobs():
-        if job.func_name != TICK_FUNC:
-            continue
-        if job.id == TICK_JOB_ID and job.meta.get("interval") == interval and keep is None:
-            keep = job
-        else:
-            scheduler.cancel(job)
-            job.delete()
-    if keep is not None:
-        return keep
-    return scheduler.schedule(
-        scheduled_time=utcnow(),
-        func=TICK_FUNC,
-        interval=interval,
-        repeat=None,
-        id=TICK_JOB_ID,
-        meta={"interval": interval},
-        queue_name=current_app.config["RQ_QUEUE"],
-        timeout=600,
-        result_ttl=3600,
-    )
-
-
-def beat(conn, poll_seconds):
-    """Record that a scheduler process is alive (expires after two poll intervals)."""
-    conn.set(HEARTBEAT_KEY, utcnow().isoformat(), ex=max(2, int(2 * poll_seconds)))
-
-
-def scheduler_active():
-    """Tell whether the tick is registered and a scheduler process was seen recently."""
-    try:
-        conn = get_redis()
-        if not conn.exists(HEARTBEAT_KEY):
-            return False
-        from rq_scheduler import Scheduler
-
-        scheduler = Scheduler(queue_name=current_app.config["RQ_QUEUE"], connection=conn)
-        return TICK_JOB_ID in scheduler
-    except (redis.RedisError, QueueUnavailable):
-        return False
 
 
 def _consecutive_scheduled_failures(org_id):
@@ -75,7 +27,7 @@ def _consecutive_scheduled_failures(org_id):
         .where(
             SyncRun.organization_id == org_id,
             SyncRun.trigger == "scheduled",
-            SyncRun.status.in_(("completed", "failed")),
+            SyncRun.status.in_(SETTLED_STATUSES),
         )
         .order_by(SyncRun.created_at.desc())
         .limit(MAX_BACKOFF_TICKS + 3)
@@ -116,9 +68,6 @@ def needs_full_pass(org_id):
 
 def tick():
     """Run one scheduler tick; return a summary of what it did."""
-    from .activity import refresh_activity
-    from .service import active_run, cleanup_stale, start_sync
-
     cleaned = cleanup_stale()
     interval = timedelta(minutes=current_app.config["SYNC_INTERVAL_MINUTES"])
     started, skipped = [], []
