@@ -226,7 +226,7 @@ class SyncEngine:
             )
         else:
             values["current_step"] = status.capitalize()
-        values["run_metadata"] = self._metadata(status)
+        values["run_metadata"] = self._metadata()
         done = db.session.execute(
             update(SyncRun)
             .where(SyncRun.id == self.run_id, SyncRun.status == "running", SyncRun.job_id == self.job_id)
@@ -250,7 +250,7 @@ class SyncEngine:
             log.warning("sync %s ended %s: %s", self.sync_id, status, [e["message"] for e in self.errors])
         return status
 
-    def _metadata(self, status):
+    def _metadata(self):
         meta = {"sync_type": self.mode, "full": self.full}
         for entity in ENTITIES:
             meta[f"{entity}_processed"] = self.counts.get(entity, {}).get("fetched", 0)
