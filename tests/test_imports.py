@@ -82,15 +82,17 @@ def within(name, package):
 def import_alone(module):
     """Import `module` in a fresh interpreter; return its error output, or None."""
     result = subprocess.run(
-        [sys.executable, "-c", f"import {module}"], cwd=ROOT, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", f"import {module}"], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     return None if result.returncode == 0 else result.stderr[-2000:]
 
 
 def test_each_module_imports_alone():
     # A fresh interpreter per module: a cycle hidden by whichever module the suite imported first shows here.
+    # `__main__` modules run their program when imported; the graph tests still read them.
+    modules = [name for name in MODULES if not name.endswith(".__main__")]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        errors = dict(zip(MODULES, pool.map(import_alone, MODULES), strict=True))
+        errors = dict(zip(modules, pool.map(import_alone, modules), strict=True))
     assert {module: error for module, error in errors.items() if error} == {}
 
 
