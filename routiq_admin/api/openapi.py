@@ -10,7 +10,7 @@ from copy import deepcopy
 from functools import cache
 
 from ..errors import DEFAULT_CODES, HTTP_STATUS, TITLES
-from ..sync.plan import ALL_MODES, MODES, STATUSES, TRIGGERS
+from ..sync.plan import ALL_MODES, KINDS, MODES, STATUSES, TRIGGERS
 
 ORG = "org_2xwHiNrj68eaRUlX10anlXGvzX7"
 SYNC_ID = "sync_org_2xwHiNrj68eaRUlX10anlXGvzX7_20250630_120000"
@@ -88,7 +88,7 @@ PROGRESS = {
     "records_total": {"type": "integer", "minimum": 0},
     "current_operation": null(STR),
     "errors": {"type": "array", "items": ref("RunError")},
-    "kind": enum(("sync", "import")),
+    "kind": enum(KINDS),
     "sync_mode": enum(ALL_MODES),
     "trigger": enum(TRIGGERS),
     "completed_at": null(TIME),
@@ -98,7 +98,7 @@ METADATA = obj({"sync_type": STR, "patients_processed": INT, "appointments_proce
 HISTORY_ITEM = obj(
     {
         "sync_id": STR,
-        "kind": enum(("sync", "import")),
+        "kind": enum(KINDS),
         "trigger": enum(TRIGGERS),
         "mode": enum(ALL_MODES),
         "started_at": TIME,
