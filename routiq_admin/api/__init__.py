@@ -1,18 +1,15 @@
-"""JSON API blueprints, the error envelope, our own rate limits and CORS."""
+"""JSON API blueprints, our own rate limits and CORS."""
 
 from flask import request
-
-from .errors import register_error_handlers
 
 CORS_ALLOW_HEADERS = "Authorization, Content-Type, X-Organization-ID, X-CSRFToken"
 CORS_EXPOSE_HEADERS = "Retry-After"
 
 
 def register_api(app):
-    """Register the API blueprints, the error envelope, the limits and CORS."""
+    """Register the API blueprints, the limits and CORS."""
     from . import cliniko, docs, limits, orgs, sync
 
-    register_error_handlers(app)
     for module in (orgs, sync, cliniko, docs):
         app.register_blueprint(module.bp)
     app.before_request(limits.check)

@@ -1,4 +1,4 @@
-"""The guide's error envelope for every API error, and the browser-side counterparts."""
+"""Every error handler of the app: the guide's JSON envelope for API clients, pages for browsers."""
 
 import logging
 
@@ -7,8 +7,11 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from ..errors import TITLES, AppError
-from ..timefmt import iso
+from .auth import current_principal
+from .errors import TITLES, AppError, Unauthorized
+from .extensions import db
+from .models import utcnow
+from .timefmt import iso
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +34,6 @@ def wants_json():
 
 def envelope(err):
     """Return the JSON response for an AppError."""
-    from ..models import utcnow
-
     body = {
         "success": False,
         "error": err.title,
@@ -71,15 +72,13 @@ def handle_app_error(err):
     return envelope(err) if wants_json() else _browser_error(err)
 
 
-def register_error_handlers(app):
-    """Install error handlers so no API client ever sees an HTML error page."""
+def init_app(app):
+    """Install every error handler, so no API client ever sees an HTML error page."""
 
     app.register_error_handler(AppError, handle_app_error)
 
     @app.errorhandler(CSRFError)
     def _csrf(exc):
-        from ..auth import Unauthorized, current_principal
-
         if wants_json() and current_principal() is None:
             # Nobody is signed in, so there is no session to protect: the answer is 401.
             return handle_app_error(Unauthorized("Authentication required"))
@@ -104,8 +103,6 @@ def register_error_handlers(app):
     @app.errorhandler(SQLAlchemyError)
     def _database(exc):
         log.exception("database error")
-        from ..extensions import db
-
         db.session.rollback()
         return handle_app_error(AppError("The database is unavailable", error_type="database_error"))
 
