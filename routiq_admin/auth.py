@@ -1,9 +1,10 @@
-"""Who is asking: session users and bearer tokens, organization scope and role checks.
+"""Who is asking: session users and bearer tokens, organization and run scope, role checks.
 
 API clients get the JSON error envelope (401/403), browsers a redirect to the login page,
 htmx requests an `HX-Redirect` header.
 """
 
+import re
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -12,12 +13,16 @@ from flask import current_app, g, request, session
 from flask_login import current_user
 from sqlalchemy import select
 
-from .errors import Forbidden, NotFound, Unauthorized
+from .errors import Forbidden, NotFound, Unauthorized, ValidationError
 from .extensions import csrf, db, login_manager
 from .models import ROLES, ApiToken, Organization, User, hash_token, utcnow
+from .sync.status import find_run
 
 TOKEN_ROLE = "operator"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+# Ids never hold control characters; PostgreSQL refuses NUL in text, so stop them here.
+VALID_ID = re.compile(r"[^\x00-\x1f\x7f]{1,200}")
+ORG_HEADER = "X-Organization-ID"
 
 
 def role_at_least(role, needed):
@@ -118,6 +123,55 @@ def require_org(org_id, role="viewer"):
     if org is None:
         raise NotFound("Organization not found")
     return org
+
+
+def org_in_scope(org_id, role="viewer"):
+    """Return the organization if the caller holds `role` in it (401, 403, 404 in that order)."""
+    principal = require_principal()
+    if not VALID_ID.fullmatch(org_id):
+        raise (
+            NotFound("Organization not found")
+            if principal.sees_all
+            else Forbidden("You do not have access to this organization")
+        )
+    return require_org(org_id, role)
+
+
+def header_org_id():
+    """Return the X-Organization-ID header, or None when it is absent or blank."""
+    return (request.headers.get(ORG_HEADER) or "").strip() or None
+
+
+def path_org(org_id, role="viewer"):
+    """Return the organization named in the path; a header naming another one must be in scope too."""
+    header = header_org_id()
+    if header is not None and header != org_id:
+        org_in_scope(header)
+    return org_in_scope(org_id, role)
+
+
+def selected_org(role="viewer"):
+    """Return the organization chosen by X-Organization-ID, else the token's (or person's only) one."""
+    principal = require_principal()
+    org_id = header_org_id() or principal.default_org_id()
+    if org_id is None and principal.user is not None:
+        ids = principal.visible_org_ids()
+        org_id = ids[0] if ids is not None and len(ids) == 1 else None
+    if org_id is None:
+        raise ValidationError(f"Send the {ORG_HEADER} header to choose an organization", field=ORG_HEADER)
+    return org_in_scope(org_id, role)
+
+
+def run_in_scope(sync_id, role="viewer"):
+    """Return a run the caller may see (another organization's id is 404), checking `role` in its org."""
+    principal = require_principal()
+    header = header_org_id()
+    org_ids = [org_in_scope(header).id] if header else principal.visible_org_ids()
+    run = find_run(sync_id, org_ids) if VALID_ID.fullmatch(sync_id) else None
+    if run is None:
+        raise NotFound(f"Sync {sync_id} not found")
+    require_org(run.organization_id, role)
+    return run
 
 
 def require_person(org_id, role="admin"):

@@ -2,10 +2,12 @@
 
 from flask import Blueprint, jsonify
 
+from ..auth import path_org
 from ..sync import status as run_status
 from ..sync.connection import check_connection
 from ..timefmt import iso
-from .sync import mode_param, now_iso, path_org, start_run, started_json
+from .params import mode_param, start_run
+from .serializers import now_iso, started_json
 
 bp = Blueprint("api_cliniko", __name__, url_prefix="/api/v1/cliniko")
 

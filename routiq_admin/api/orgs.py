@@ -3,21 +3,9 @@
 from flask import Blueprint, jsonify
 
 from ..auth import require_org, visible_organizations
-from ..timefmt import iso
+from .serializers import org_json
 
 bp = Blueprint("api_orgs", __name__, url_prefix="/api/v1/organizations")
-
-
-def org_json(org):
-    """Return an organization as JSON (never the key itself)."""
-    return {
-        "organization_id": org.id,
-        "name": org.name,
-        "api_region": org.cliniko_shard,
-        "cliniko_api_key": org.masked_key,
-        "sync_enabled": org.sync_enabled,
-        "created_at": iso(org.created_at),
-    }
 
 
 @bp.get("")
