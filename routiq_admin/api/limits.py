@@ -14,9 +14,9 @@ import redis
 from flask import current_app, request
 
 from ..auth import current_principal
-from ..cliniko.ratelimit import take_slot
-from ..errors import RateLimited
-from ..extensions import QueueUnavailable, get_redis
+from ..errors import QueueUnavailable, RateLimited
+from ..extensions import get_redis
+from ..ratelimit import take_slot
 
 log = logging.getLogger(__name__)
 
