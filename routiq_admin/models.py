@@ -31,7 +31,7 @@ from sqlalchemy.orm import Mapped, foreign, mapped_column, relationship, validat
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import crypto
-from .cliniko.client import SHARD_PATTERN, shard_from_key
+from .cliniko.keys import SHARD_PATTERN, shard_from_key
 from .extensions import db
 from .sync.plan import ACTIVE_STATUSES
 

@@ -1,5 +1,8 @@
 """Schema and model rules, on whichever database the session runs."""
 
+import subprocess
+import sys
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -123,3 +126,10 @@ def test_api_key_encrypted_at_rest_and_masked(app):
 )
 def test_shard_from_key(key, shard):
     assert shard_from_key(key) == shard
+
+
+def test_models_load_without_the_cliniko_http_client():
+    # The shard comes from a dependency-free module; the models must not pull in requests and threads.
+    code = "import sys, routiq_admin.models; print(sorted({'routiq_admin.cliniko.client', 'requests'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"

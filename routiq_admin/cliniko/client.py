@@ -6,7 +6,6 @@ import logging
 import math
 import queue
 import random
-import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,13 +26,13 @@ from .errors import (
     InvalidDataFormat,
     RateLimitExceeded,
 )
+from .keys import shard_from_key
 from .ratelimit import SharedRateLimiter
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.{shard}.cliniko.com/v1"
 DEFAULT_USER_AGENT = "Routiq Admin (ops@example.com)"
-SHARD_PATTERN = re.compile(r"-([a-z]{2}\d{1,2})$", re.IGNORECASE)
 TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
 MAX_PER_PAGE = 100
 MAX_IDS_PER_REQUEST = 100
@@ -46,12 +45,6 @@ MAX_RATE_LIMIT_WAIT = 120.0
 # Slots are held a little longer than Cliniko's minute: a request reaches Cliniko a few ms after
 # it took its slot, and that jitter must never fit limit + 1 requests into one of its windows.
 LIMITER_WINDOW_SECONDS = 61.0
-
-
-def shard_from_key(api_key):
-    """Return the Cliniko shard a key belongs to (its suffix, default au1)."""
-    match = SHARD_PATTERN.search(api_key or "")
-    return match.group(1).lower() if match else "au1"
 
 
 def key_digest(api_key):
