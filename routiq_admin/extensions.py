@@ -45,12 +45,12 @@ def get_queue(app=None):
     return Queue(app.config["RQ_QUEUE"], connection=get_redis(app))
 
 
-def redis_available(app=None):
-    """Tell whether Redis answers a PING."""
+def redis_or_none(app=None):
+    """Return the app's Redis client, or None when none is configured (callers then work without it)."""
     try:
-        return bool(get_redis(app).ping())
-    except (redis.RedisError, QueueUnavailable):
-        return False
+        return get_redis(app)
+    except (QueueUnavailable, redis.RedisError):
+        return None
 
 
 # SQLite's default page cache is 2 MiB: a sync into a big clinic then rereads and spills the

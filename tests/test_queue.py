@@ -1,10 +1,12 @@
 """Redis and RQ: the embedded server, enqueueing, a real worker process, outages."""
 
 import pytest
+import redis
 from rq.job import Job
 
 from routiq_admin import devredis
-from routiq_admin.extensions import QueueUnavailable, get_queue, get_redis, redis_available
+from routiq_admin.errors import QueueUnavailable
+from routiq_admin.extensions import get_queue, get_redis, redis_or_none
 from tests.conftest import start_process, stop, subprocess_env, wait_for
 
 
@@ -37,7 +39,8 @@ def test_worker_process_executes_a_job(app, base_config):
 
 def test_configured_redis_that_is_down_is_an_outage(make_app):
     app = make_app(REDIS_URL=f"redis://127.0.0.1:{devredis.free_port()}/0")
-    assert redis_available(app) is False
+    with pytest.raises(redis.ConnectionError):
+        get_redis(app).ping()
     with app.app_context(), pytest.raises(Exception) as info:
         get_queue(app).enqueue("workers.jobs.ping", 1)
     assert "Connection" in type(info.value).__name__ or "connect" in str(info.value).lower()
@@ -47,3 +50,10 @@ def test_missing_redis_url_is_queue_unavailable(make_app):
     app = make_app(REDIS_URL=None)
     with pytest.raises(QueueUnavailable):
         get_redis(app)
+
+
+def test_redis_or_none_is_none_only_when_redis_is_not_configured(make_app):
+    assert redis_or_none(make_app(REDIS_URL=None)) is None
+    # A malformed URL is a bug to surface, not an outage to work around.
+    with pytest.raises(ValueError):
+        redis_or_none(make_app(REDIS_URL="nosuchscheme://127.0.0.1:1/0"))

@@ -5,7 +5,7 @@ from flask import current_app
 from ..cliniko.client import ClinikoClient
 from ..cliniko.errors import ApiConnectionFailed, InvalidCredentials, RateLimitExceeded
 from ..errors import AppError
-from ..extensions import QueueUnavailable, db, get_redis
+from ..extensions import db, redis_or_none
 from ..models import utcnow
 
 
@@ -15,7 +15,7 @@ def check_connection(org):
     if not org.has_credentials:
         return {**result, "connection_status": "no_credentials", "message": "No Cliniko API key configured"}
     client = ClinikoClient.from_config(
-        org.api_key, current_app.config, redis=_redis_or_none(), wait_on_rate_limit=False, retries=0
+        org.api_key, current_app.config, redis=redis_or_none(), wait_on_rate_limit=False, retries=0
     )
     try:
         outcome = client.test_connection()
@@ -44,10 +44,3 @@ def check_connection(org):
         org.credentials_checked_at = utcnow()
     db.session.commit()
     return result
-
-
-def _redis_or_none():
-    try:
-        return get_redis()
-    except QueueUnavailable:
-        return None

@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..cliniko import parse
 from ..cliniko.client import ClinikoClient
 from ..cliniko.errors import ClinikoError, InvalidCredentials, InvalidDataFormat
-from ..extensions import db, get_redis
+from ..extensions import db, redis_or_none
 from ..models import (
     Appointment,
     AppointmentType,
@@ -197,10 +197,7 @@ class SyncEngine:
                     )
                 )
 
-        try:
-            redis = get_redis()
-        except Exception:
-            redis = None
+        redis = redis_or_none()
         limiter_key = f"user:{org.cliniko_user_id}" if org.cliniko_user_id else None
         return ClinikoClient.from_config(
             org.api_key, config, redis=redis, on_wait=on_wait, limiter_key=limiter_key

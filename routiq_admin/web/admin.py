@@ -2,7 +2,8 @@
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from ..auth import Forbidden, require_principal
+from ..auth import require_principal
+from ..errors import Forbidden
 from ..extensions import db
 from ..models import ORG_ID_PATTERN, Organization, new_org_id
 from .common import valid_zone

@@ -18,7 +18,7 @@ from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired
 
 from ..auth import end_sessions, start_session
-from ..extensions import QueueUnavailable, db, get_redis
+from ..extensions import db, redis_or_none
 from ..models import User, utcnow
 
 bp = Blueprint("auth", __name__)
@@ -73,15 +73,9 @@ class FailedLogins:
         }
         self.window = current_app.config["LOGIN_THROTTLE_SECONDS"]
 
-    def _redis(self):
-        try:
-            return get_redis()
-        except QueueUnavailable:
-            return None
-
     def blocked_for(self):
         """Return (seconds left before another attempt is allowed, whether the address is blocked)."""
-        conn, wait, network = self._redis(), 0, False
+        conn, wait, network = redis_or_none(), 0, False
         for key, limit in self.keys.items():
             count, ttl = self._read(conn, key)
             if count >= limit:
@@ -106,7 +100,7 @@ class FailedLogins:
 
     def record(self):
         """Count one more failure on every key."""
-        conn = self._redis()
+        conn = redis_or_none()
         for key in self.keys:
             if conn is not None:
                 try:
@@ -128,7 +122,7 @@ class FailedLogins:
         key = next(iter(self.keys))
         with self._lock:
             self._memory.pop(key, None)
-        conn = self._redis()
+        conn = redis_or_none()
         if conn is not None:
             try:
                 conn.delete(key)

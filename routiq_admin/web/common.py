@@ -116,14 +116,6 @@ class Page:
     def pages(self):
         return max(1, math.ceil(self.total / self.per_page))
 
-    @property
-    def has_prev(self):
-        return self.page > 1
-
-    @property
-    def has_next(self):
-        return self.page < self.pages
-
 
 def page_number():
     """Return the `page` query argument (1 when absent or bad)."""

@@ -4,8 +4,7 @@ from flask import Blueprint, abort, flash, make_response, redirect, render_templ
 
 from ..auth import require_principal
 from ..cliniko.errors import CredentialsNotFound
-from ..errors import AppError, SyncAlreadyRunning, ValidationError
-from ..extensions import QueueUnavailable
+from ..errors import AppError, QueueUnavailable, SyncAlreadyRunning, ValidationError
 from ..models import utcnow
 from ..sync import plan, runs
 from ..sync import status as run_status

@@ -6,8 +6,8 @@ from sqlalchemy import func, select
 from routiq_admin import devredis
 from routiq_admin.cliniko import client as client_module
 from routiq_admin.cliniko.errors import CredentialsNotFound
-from routiq_admin.errors import ValidationError
-from routiq_admin.extensions import QueueUnavailable, db, get_queue
+from routiq_admin.errors import QueueUnavailable, ValidationError
+from routiq_admin.extensions import db, get_queue
 from routiq_admin.models import (
     Appointment,
     AppointmentType,
