@@ -14,8 +14,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..cliniko.errors import CredentialsNotFound
-from ..errors import AppError, SyncAlreadyRunning, SyncNotActive, ValidationError
-from ..extensions import QueueUnavailable, db, get_queue, get_redis
+from ..errors import AppError, QueueUnavailable, SyncAlreadyRunning, SyncNotActive, ValidationError
+from ..extensions import db, get_queue, get_redis
 from ..models import SyncRun, utcnow
 from .engine import error_entry
 from .plan import ACTIVE_STATUSES, IMPORT_MODE, MODES, STEPS, TRIGGERS, is_cli_job

@@ -9,7 +9,8 @@ import redis
 from flask import current_app
 from rq_scheduler import Scheduler
 
-from ..extensions import QueueUnavailable, get_redis
+from ..errors import QueueUnavailable
+from ..extensions import get_redis
 from ..models import utcnow
 
 TICK_JOB_ID = "routiq-sync-tick"

@@ -222,6 +222,11 @@ def test_csrf_applies_to_sessions_only(make_app, sim_server):
         )
         response = api.post("/api/v1/sync/cleanup")
         assert response.status_code == 403 and response.get_json()["details"]["error_code"] == "CSRF_FAILED"
+        # The token rotates at login: the one from the login page no longer works, the new one does.
+        stale = api.post("/api/v1/sync/cleanup", headers={"X-CSRFToken": csrf})
+        assert stale.status_code == 403 and stale.get_json()["details"]["error_code"] == "CSRF_FAILED"
+        page = api.client.get("/").get_data(as_text=True)
+        csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
         assert api.post("/api/v1/sync/cleanup", headers={"X-CSRFToken": csrf}).status_code == 200
         # Bearer requests are exempt: no cookie a browser could be tricked into sending.
         bearer = CheckedClient(app.test_client())
