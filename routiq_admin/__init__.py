@@ -40,11 +40,12 @@ def create_app(config=None):
     login_manager.init_app(app)
     csrf.init_app(app)
 
-    from . import auth, handlers
+    from . import auth, handlers, security
     from .web import register_web
 
     auth.init_app(app)
     handlers.init_app(app)
+    security.init_app(app)
     register_web(app)
 
     from .api import register_api

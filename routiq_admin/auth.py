@@ -19,6 +19,8 @@ from .models import ROLES, ApiToken, Organization, User, hash_token, utcnow
 from .sync.status import find_run
 
 TOKEN_ROLE = "operator"
+# Who may make the app call Cliniko (dashboard and API alike).
+CLINIKO_CALL_ROLE = "operator"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 # Ids never hold control characters; PostgreSQL refuses NUL in text, so stop them here.
 VALID_ID = re.compile(r"[^\x00-\x1f\x7f]{1,200}")
@@ -78,6 +80,10 @@ def bearer_token():
 def _load_principal():
     clear = bearer_token()
     if clear is not None:
+        # Tokens are for the JSON API; the dashboard's pages are for signed-in people.
+        if not request.path.startswith("/api/"):
+            g.auth_error = "API tokens are accepted only by the JSON API (/api/…)"
+            return None
         token = db.session.execute(
             select(ApiToken).where(ApiToken.token_hash == hash_token(clear))
         ).scalar_one_or_none()

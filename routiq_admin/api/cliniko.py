@@ -2,7 +2,7 @@
 
 from flask import Blueprint, jsonify
 
-from ..auth import path_org
+from ..auth import CLINIKO_CALL_ROLE, path_org
 from ..sync import status as run_status
 from ..sync.connection import check_connection
 from ..timefmt import iso
@@ -52,7 +52,7 @@ def status(organization_id):
 @bp.get("/test-connection/<organization_id>")
 def test_connection(organization_id):
     """Call Cliniko now and report how it answered (always 200; `success` tells)."""
-    org = path_org(organization_id)
+    org = path_org(organization_id, CLINIKO_CALL_ROLE)
     result = check_connection(org)
     return jsonify(
         {

@@ -1,8 +1,13 @@
 """Turn raw Cliniko records into dicts of model column values (models.py names and lengths)."""
 
+import re
 from datetime import UTC, date, datetime
 
 from .errors import InvalidDataFormat
+
+# What neither database can store in text: NUL (PostgreSQL) and lone UTF-16 surrogates (both
+# as UTF-8; JSON may carry them as \u escapes).
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 # Column lengths from models.py (tests/cliniko/test_parse.py checks they still agree).
 LENGTHS = {
@@ -140,6 +145,8 @@ def _id(value):
     elif not isinstance(value, str):
         return None
     value = value.strip()
+    if UNSTORABLE.search(value):
+        return None
     return value if 0 < len(value) <= LENGTHS["cliniko_id"] else None
 
 
@@ -180,9 +187,10 @@ def _date(value):
 
 
 def _str(value, column):
+    """Return text for a column: unstorable characters dropped, cut to the column's length."""
     if value is None or value == "":
         return None
-    return str(value)[: LENGTHS[column]]
+    return UNSTORABLE.sub("", str(value))[: LENGTHS[column]] or None
 
 
 def _strings(raw, *columns):

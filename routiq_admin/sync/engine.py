@@ -154,9 +154,14 @@ class SyncEngine:
                 self._set_credentials(False)
             self.errors.append(error_entry(exc.error_type, exc.error_code, exc.message, self._entity))
             return self._finish("failed")
-        except SQLAlchemyError:
+        except SQLAlchemyError as exc:
             db.session.rollback()
-            log.exception("database error in sync %s", self.sync_id)
+            # Not the exception's text: the database's DETAIL can quote the row it refused.
+            log.error(
+                "database error in sync %s: %s",
+                self.sync_id,
+                type(getattr(exc, "orig", None) or exc).__name__,
+            )
             self.errors.append(
                 error_entry(
                     "database_error", "DATABASE_ERROR", "The database failed during the sync", self._entity
@@ -357,12 +362,22 @@ class SyncEngine:
                     counts["failed"] += 1
                     if len(self.errors) < 50:
                         self.errors.append(error_entry(exc.error_type, exc.error_code, exc.message, entity))
-            created, updated, unchanged = upserter.upsert(rows)
+            created, updated, unchanged, refused = upserter.upsert_page(rows)
+            counts["failed"] += len(refused)
+            for cliniko_id in refused[: max(0, 50 - len(self.errors))]:
+                self.errors.append(
+                    error_entry(
+                        "database_error",
+                        "DATABASE_ERROR",
+                        f"Cliniko record {cliniko_id} could not be stored",
+                        entity,
+                    )
+                )
             counts["fetched"] += len(page.records)
             counts["created"] += created
             counts["updated"] += updated
             counts["unchanged"] += unchanged
-            self.records_processed += len(rows)
+            self.records_processed += len(rows) - len(refused)
             self.step_done += len(page.records)
             for row in rows:
                 stamp = row.get("cliniko_updated_at")

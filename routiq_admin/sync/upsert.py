@@ -4,6 +4,8 @@ import json
 from datetime import UTC, date, datetime
 from operator import itemgetter
 
+from sqlalchemy.exc import DataError, IntegrityError
+
 from ..extensions import db
 from ..models import UTCDateTime, utcnow
 
@@ -51,6 +53,33 @@ class Upserter:
         else:
             created, written = self._upsert_sqlite(conn, unique, columns)
         return created, written - created, len(unique) - written
+
+    def upsert_page(self, rows):
+        """Write a page like `upsert`; return (created, updated, unchanged, ids the database refused).
+
+        The page runs under a SAVEPOINT; only when the database refuses its data is it rerun row
+        by row (one SAVEPOINT each), so one unstorable record costs itself, not the page.
+        """
+        conn = db.session.connection()
+        if not self._postgresql and not conn.connection.driver_connection.in_transaction:
+            # pysqlite opens its transaction lazily, at the first INSERT; a SAVEPOINT before it
+            # would start (and its RELEASE commit) a transaction of its own.
+            conn.exec_driver_sql("BEGIN")
+        try:
+            with conn.begin_nested():
+                return (*self.upsert(rows), [])
+        except (DataError, IntegrityError):
+            pass
+        totals, refused = [0, 0, 0], []
+        for row in {row["cliniko_id"]: row for row in rows}.values():
+            try:
+                with conn.begin_nested():
+                    counts = self.upsert([row])
+            except (DataError, IntegrityError):
+                refused.append(row["cliniko_id"])
+                continue
+            totals = [a + b for a, b in zip(totals, counts, strict=True)]
+        return (*totals, refused)
 
     def _on_conflict(self, columns, differs):
         """Return the ON CONFLICT clause that rewrites a row only when a value differs."""

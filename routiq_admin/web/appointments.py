@@ -1,14 +1,15 @@
 """Appointments of one organization: date range and status filters, paging."""
 
-from datetime import date, timedelta
+from datetime import timedelta
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, render_template
 from sqlalchemy import and_, select
 
 from ..models import Appointment, AppointmentType, Business, Patient, Practitioner, utcnow
 from .common import (
     PER_PAGE,
     choice,
+    day_param,
     is_htmx,
     org_context,
     org_zone,
@@ -28,13 +29,6 @@ STATUS_LABELS = {
     "archived": "Archived",
 }
 DEFAULT_PAST_DAYS, DEFAULT_FUTURE_DAYS = 7, 30
-
-
-def _day(name, default):
-    try:
-        return date.fromisoformat(request.args.get(name, ""))
-    except ValueError:
-        return default
 
 
 def _joined(model, org_id, column):
@@ -59,8 +53,8 @@ def index(org_id):
     org, role = org_context(org_id)
     tz = org_zone(org)
     today = utcnow().astimezone(tz).date()
-    start = _day("from", today - timedelta(days=DEFAULT_PAST_DAYS))
-    end = max(_day("to", today + timedelta(days=DEFAULT_FUTURE_DAYS)), start)
+    start = day_param("from", today - timedelta(days=DEFAULT_PAST_DAYS))
+    end = max(day_param("to", today + timedelta(days=DEFAULT_FUTURE_DAYS)), start)
     status = choice("status", STATUSES)
     stmt = (
         select(

@@ -2,7 +2,7 @@
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import g, request
@@ -135,6 +135,32 @@ def choice(name, allowed):
     if value and value not in allowed:
         raise BadRequest(f"Unknown {name}")
     return value
+
+
+# Dates the dashboard accepts: far enough for any clinic, far from datetime's limits.
+EARLIEST_DAY, LATEST_DAY = date(1900, 1, 1), date(2199, 12, 31)
+
+
+def day_param(name, default):
+    """Return a YYYY-MM-DD query argument (`default` when absent); 400 when unreadable or out of range."""
+    value = request.args.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(f"{name} must be a date (YYYY-MM-DD)") from None
+    if not EARLIEST_DAY <= day <= LATEST_DAY:
+        raise BadRequest(f"{name} must be between {EARLIEST_DAY} and {LATEST_DAY}")
+    return day
+
+
+def text_param(name, limit=100):
+    """Return a free-text query argument, trimmed and cut to `limit`; 400 when it holds a NUL."""
+    value = request.args.get(name, "")
+    if "\x00" in value:
+        raise BadRequest(f"{name} holds a character that is not allowed")
+    return value.strip()[:limit]
 
 
 def can(role, needed):
