@@ -77,12 +77,12 @@ def test_viewer_panel_has_no_cancel_button(client):
     assert "Cancel" not in html and "every 1s" in html
 
 
-def test_token_cannot_use_settings_but_can_read_pages(client):
+def test_token_cannot_use_settings_or_read_pages(client):
     org = make_org()
     _, clear = make_token(org)
     bearer = {"Authorization": f"Bearer {clear}"}
-    assert client.get(f"/orgs/{org.id}/settings", headers=bearer).status_code == 403
-    assert client.get(f"/orgs/{org.id}", headers=bearer).status_code == 200
+    assert client.get(f"/orgs/{org.id}/settings", headers=bearer).status_code in (302, 401)
+    assert client.get(f"/orgs/{org.id}", headers=bearer).status_code in (302, 401)
 
 
 def test_csrf_is_required_for_forms_and_htmx(make_app):
