@@ -1,6 +1,7 @@
 """Response headers every answer carries: CSP, framing, sniffing, referrer, HSTS, no-store."""
 
 from flask import request
+from werkzeug.exceptions import BadRequest
 
 # The one pinned htmx script base.html loads (tests/web/test_security_headers.py checks they agree).
 HTMX_URL = "https://cdn.jsdelivr.net/npm/htmx.org@2.0.11/dist/htmx.min.js"
@@ -28,8 +29,15 @@ HSTS = "max-age=31536000; includeSubDomains"
 
 
 def init_app(app):
-    """Add the security headers to every response, and no-store to everything but static files."""
+    """Refuse NUL in paths and parameters; add security headers, and no-store but on static files."""
     production = app.config.get("APP_ENV") == "production"
+
+    @app.before_request
+    def _refuse_nul():
+        # No column can hold NUL on PostgreSQL: refuse it before it reaches a query (or a log).
+        fields = (*request.args.items(multi=True), *request.form.items(multi=True))
+        if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in fields):
+            raise BadRequest("The request holds a NUL character")
 
     @app.after_request
     def _security_headers(response):

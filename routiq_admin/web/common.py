@@ -155,14 +155,6 @@ def day_param(name, default):
     return day
 
 
-def text_param(name, limit=100):
-    """Return a free-text query argument, trimmed and cut to `limit`; 400 when it holds a NUL."""
-    value = request.args.get(name, "")
-    if "\x00" in value:
-        raise BadRequest(f"{name} holds a character that is not allowed")
-    return value.strip()[:limit]
-
-
 def can(role, needed):
     """Tell whether a role grants `needed` (templates use it to hide buttons)."""
     return bool(role) and role_at_least(role, needed)

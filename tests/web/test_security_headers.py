@@ -17,9 +17,7 @@ BASE = Path(ROOT) / "templates" / "base.html"
 
 
 def _csp(response):
-    return dict(
-        part.strip().split(" ", 1) for part in response.headers["Content-Security-Policy"].split(";")
-    )
+    return dict(part.strip().split(" ", 1) for part in response.headers["Content-Security-Policy"].split(";"))
 
 
 def test_csp_allows_the_htmx_url_base_html_loads():
@@ -56,9 +54,7 @@ def test_authenticated_pages_fragments_and_json_are_no_store(client):
         "page": client.get(f"/orgs/{org.id}/patients"),
         "fragment": client.get(f"/orgs/{org.id}/syncs/{run.sync_id}/progress", headers=HX),
         "org page": client.get(f"/orgs/{org.id}"),
-        "json": client.get(
-            f"/api/v1/cliniko/status/{org.id}", headers={"Authorization": f"Bearer {clear}"}
-        ),
+        "json": client.get(f"/api/v1/cliniko/status/{org.id}", headers={"Authorization": f"Bearer {clear}"}),
     }
     for name, response in responses.items():
         assert response.status_code == 200, name
@@ -115,8 +111,8 @@ def test_no_page_type_breaks_the_csp_in_chromium(site, open_page):
     visit(f"/orgs/{org.id}/settings")
     visit("/admin/orgs/new")
     visit("/api/docs")
-    styled = page.evaluate("getComputedStyle(document.querySelector('header')).borderBottomStyle")
-    assert styled == "solid", "the API docs stylesheet did not load"
     csp_console = [m for m in messages if "Content Security Policy" in m or "Refused to" in m]
     assert violations == [] and csp_console == [], (violations, csp_console)
+    styled = page.evaluate("getComputedStyle(document.querySelector('header')).borderBottomStyle")
+    assert styled == "solid", "the API docs stylesheet did not load"
     assert open_page.problems == [], (open_page.problems, messages)
