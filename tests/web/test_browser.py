@@ -272,7 +272,7 @@ def test_guide_javascript_examples_on_our_origin(site, browser_sim, open_page):
     # Our own API limit answers 429 with the reason phrase safeTriggerSync looks for; it waits
     # 60 s (a fake clock here) and tries again.
     app.config["API_RATE_LIMIT_WORK_PER_MINUTE"] = 1
-    clocked = open_page(url)
+    clocked = open_page(url, bypass_csp=True)
     clocked.clock.install()
     clocked_logs = []
     clocked.on("console", lambda msg: clocked_logs.append((msg.type, msg.text)))
