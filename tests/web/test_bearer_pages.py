@@ -4,8 +4,8 @@ import re
 
 from routiq_admin.extensions import db
 from routiq_admin.models import Patient, utcnow
-from tests.factories import make_org, make_token
-from tests.web.helpers import HX, make_run
+from tests.factories import make_org, make_run, make_token
+from tests.web.helpers import HX
 
 SECRET_NAME = "Zebediah"
 
@@ -23,7 +23,7 @@ def _bearer_setup():
         )
     )
     db.session.commit()
-    run = make_run(org, "completed")
+    run = make_run(org.id, "completed")
     _, clear = make_token(all_orgs=True)
     return org, run, {"Authorization": f"Bearer {clear}"}
 

@@ -8,9 +8,9 @@ import pytest
 
 from routiq_admin.security import HTMX_URL
 from tests.conftest import ROOT
-from tests.factories import login, make_org, make_token, make_user
+from tests.factories import login, make_org, make_run, make_token, make_user
 from tests.web.conftest import sign_in
-from tests.web.helpers import HX, make_run
+from tests.web.helpers import HX
 from tests.web.test_browser import _seed_pages
 
 BASE = Path(ROOT) / "templates" / "base.html"
@@ -47,7 +47,7 @@ def test_hsts_in_production_only(make_app, base_config):
 def test_authenticated_pages_fragments_and_json_are_no_store(client):
     org = make_org()
     make_user(org=org, role="viewer")
-    run = make_run(org, "running")
+    run = make_run(org.id, "running")
     _, clear = make_token(org)
     login(client)
     responses = {
