@@ -2,7 +2,7 @@
 
 from flask import Blueprint, flash, redirect, render_template, url_for
 
-from ..auth import require_principal, visible_organizations
+from ..auth import CLINIKO_CALL_ROLE, require_principal, visible_organizations
 from ..models import utcnow
 from ..sync import plan, runs, schedule
 from ..sync import status as run_status
@@ -152,7 +152,7 @@ def connection(org_id):
 @bp.post("/orgs/<org_id>/test-connection")
 def test_connection(org_id):
     """Call Cliniko now and show the outcome inline (with the response time)."""
-    org, role = org_context(org_id, "operator")
+    org, role = org_context(org_id, CLINIKO_CALL_ROLE)
     result = check_connection(org)
     if not is_htmx():
         ok = result["success"]

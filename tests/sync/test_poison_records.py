@@ -8,7 +8,7 @@ from sqlalchemy import select, text
 
 from routiq_admin.extensions import db
 from routiq_admin.models import Patient
-from routiq_admin.sync.service import start_sync
+from routiq_admin.sync.runs import start_sync
 from tests.conftest import start_process, subprocess_env
 
 from .conftest import ORG_ID, count, run_inline, wait_finished
