@@ -30,7 +30,7 @@ def _bearer_setup():
 
 def _dashboard_get_paths(app, org_id, sync_id):
     """Every GET route outside /api/ and static, its path parameters filled with real ids."""
-    values = {"org_id": org_id, "sync_id": sync_id}
+    values = {"org_id": org_id, "sync_id": sync_id, "token": "not-a-real-invitation"}
     for rule in app.url_map.iter_rules():
         if "GET" not in rule.methods or rule.endpoint == "static" or rule.rule.startswith("/api/"):
             continue
