@@ -9,7 +9,8 @@ from .. import mail
 from ..auth import end_sessions, require_person, require_principal
 from ..extensions import db
 from ..models import ROLES, ApiToken, Invitation, Membership, User, get_for_org, utcnow
-from .common import org_zone, valid_zone
+from .common import org_zone
+from .forms import ClinikoKeyForm, InviteForm, SyncSettingsForm, TokenForm
 
 bp = Blueprint("settings", __name__, url_prefix="/orgs/<org_id>/settings")
 
@@ -45,6 +46,10 @@ def _page(org, user, new_token=None, invite=None, status=200):
             new_token=new_token,
             invite=invite,
             invitations=[i for i in invitations if i.pending],
+            key_form=ClinikoKeyForm(formdata=None),
+            sync_form=SyncSettingsForm(formdata=None, obj=org),
+            invite_form=InviteForm(formdata=None),
+            token_form=TokenForm(formdata=None),
         ),
         status,
     )
@@ -67,11 +72,11 @@ def cliniko(org_id):
         org.set_api_key(None)
         flash("Cliniko API key removed.", "info")
     else:
-        key = request.form.get("api_key", "").strip()
-        if not key or len(key) > 500 or any(c.isspace() for c in key):
+        form = ClinikoKeyForm()
+        if not form.validate():
             flash("Paste a Cliniko API key (no spaces).", "error")
             return _back(org)
-        org.set_api_key(key)
+        org.set_api_key(form.api_key.data)
         flash(
             f"Cliniko API key saved ({org.masked_key}, region {org.cliniko_shard}). Test the connection.",
             "info",
@@ -84,12 +89,14 @@ def cliniko(org_id):
 def sync(org_id):
     """Turn scheduled syncing on or off and set the organization's time zone."""
     org, _ = _admin(org_id)
-    org.sync_enabled = request.form.get("sync_enabled") in ("1", "on", "true")
-    name = request.form.get("time_zone", "").strip() or "UTC"
-    if name != "UTC" and not valid_zone(name):
-        flash(f"Unknown time zone {name!r}; use an IANA name such as Australia/Sydney.", "error")
+    form = SyncSettingsForm()
+    org.sync_enabled = form.sync_enabled.data
+    if not form.validate():
+        flash(
+            f"Unknown time zone {form.time_zone.data!r}; use an IANA name such as Australia/Sydney.", "error"
+        )
         return _back(org)
-    org.time_zone = name
+    org.time_zone = form.time_zone.data
     db.session.commit()
     flash(f"Scheduled sync {'on' if org.sync_enabled else 'off'}; time zone {org.time_zone}.", "info")
     return _back(org)
@@ -99,11 +106,11 @@ def sync(org_id):
 def add_member(org_id):
     """Invite a person by email; the answer is the same whether or not they have an account."""
     org, me = _admin(org_id)
-    email = request.form.get("email", "").strip().lower()
-    role = request.form.get("role", "")
-    if "@" not in email or len(email) > 254 or role not in ROLES:
+    form = InviteForm()
+    if not form.validate():
         flash("Give an email address and a role.", "error")
         return _back(org)
+    email, role = form.email.data, form.role.data
     invitation = get_for_org(Invitation, org.id, email=email)
     if invitation is None:
         invitation = Invitation(organization_id=org.id, email=email)
@@ -199,8 +206,11 @@ def sign_out_member(org_id, membership_id):
 def create_token(org_id):
     """Create an API token for this organization; its value is shown once, on this response."""
     org, me = _admin(org_id)
-    name = request.form.get("name", "").strip()[:120] or "API token"
-    row, clear = ApiToken.issue(name=name, organization_id=org.id, user=me)
+    form = TokenForm()
+    if not form.validate():
+        flash("Give the token a name.", "error")
+        return _back(org)
+    row, clear = ApiToken.issue(name=form.name.data or "API token", organization_id=org.id, user=me)
     db.session.add(row)
     db.session.commit()
     return _page(org, me, new_token={"row": row, "value": clear})
