@@ -132,6 +132,10 @@ class InviteForm(FlaskForm):
             raise ValidationError("Give an email address.")
 
 
+class RoleForm(FlaskForm):
+    role = SelectField("Role", choices=list(ROLES))
+
+
 class TokenForm(FlaskForm):
     name = StringField(
         "Token name",

@@ -10,7 +10,7 @@ from ..auth import end_sessions, require_person, require_principal
 from ..extensions import db
 from ..models import ROLES, ApiToken, Invitation, Membership, User, get_for_org, utcnow
 from .common import org_zone
-from .forms import ClinikoKeyForm, InviteForm, SyncSettingsForm, TokenForm
+from .forms import ClinikoKeyForm, InviteForm, RoleForm, SyncSettingsForm, TokenForm
 
 bp = Blueprint("settings", __name__, url_prefix="/orgs/<org_id>/settings")
 
@@ -162,10 +162,11 @@ def change_role(org_id, membership_id):
     """Change a member's role."""
     org, me = _admin(org_id)
     membership, problem = _membership(org, membership_id, me)
-    role = request.form.get("role", "")
-    if problem or role not in ROLES:
+    form = RoleForm()
+    if problem or not form.validate():
         flash(problem or "Unknown role.", "error")
         return _back(org)
+    role = form.role.data
     membership.role = role
     db.session.commit()
     flash(f"{membership.user.email} is now {role}.", "info")
