@@ -1,5 +1,7 @@
 """Organization settings for its admins: Cliniko key, sync switch, members, API tokens."""
 
+import logging
+import smtplib
 from datetime import timedelta
 
 from flask import Blueprint, current_app, flash, make_response, redirect, render_template, request, url_for
@@ -11,6 +13,8 @@ from ..extensions import db
 from ..models import ROLES, ApiToken, Invitation, Membership, User, get_for_org, utcnow
 from .common import org_zone
 from .forms import ClinikoKeyForm, InviteForm, RoleForm, SyncSettingsForm, TokenForm
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("settings", __name__, url_prefix="/orgs/<org_id>/settings")
 
@@ -125,14 +129,20 @@ def add_member(org_id):
     db.session.commit()
     link = url_for("account.invitation", token=clear, _external=True)
     if mail.configured():
-        mail.send(
-            email,
-            f"Invitation to {org.name} on Routiq Admin",
-            f"{me.email} invites you to {org.name} as {role}.\n\nOpen this link to accept "
-            f"(valid until {invitation.expires_at:%Y-%m-%d %H:%M} UTC, once):\n{link}\n",
-        )
-        flash(f"Invitation for {email} sent by email.", "info")
-        return _back(org)
+        try:
+            mail.send(
+                email,
+                f"Invitation to {org.name} on Routiq Admin",
+                f"{me.email} invites you to {org.name} as {role}.\n\nOpen this link to accept "
+                f"(valid until {invitation.expires_at:%Y-%m-%d %H:%M} UTC, once):\n{link}\n",
+            )
+        except (OSError, smtplib.SMTPException) as exc:
+            # The invitation is stored either way: show the link rather than lose it.
+            log.warning("invitation email not sent: %s", type(exc).__name__)
+            flash("The invitation email could not be sent; pass the link below on yourself.", "error")
+        else:
+            flash(f"Invitation for {email} sent by email.", "info")
+            return _back(org)
     return _page(org, me, invite={"email": email, "link": link})
 
 

@@ -171,3 +171,64 @@ def test_gunicorn_access_log_drops_the_invitation_token(base_config, migrated, t
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+class _Sink:
+    """A real SMTP server's handler that keeps what it receives."""
+
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append((envelope.rcpt_tos, envelope.content.decode()))
+        return "250 OK"
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_invitation_is_emailed_when_smtp_is_set(make_app):
+    from aiosmtpd.controller import Controller
+
+    sink = _Sink()
+    controller = Controller(sink, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    try:
+        app = make_app(SMTP_HOST="127.0.0.1", SMTP_PORT=controller.port, SMTP_STARTTLS=False)
+        with app.app_context():
+            org = make_org()
+            make_user(org=org, role="admin")
+            client = app.test_client()
+            login(client)
+            response = client.post(
+                f"/orgs/{org.id}/settings/members",
+                data={"email": NEW, "role": "viewer"},
+                follow_redirects=True,
+            )
+            html = response.get_data(as_text=True)
+            assert response.status_code == 200 and "sent by email" in html
+            [(recipients, content)] = sink.messages
+            assert recipients == [NEW]
+            token = re.search(r"/invitations/([A-Za-z0-9_-]{20,})", content).group(1)
+            assert token not in html  # the admin never sees the link
+            _logout(client)
+            assert client.get(f"/invitations/{token}").status_code == 200
+    finally:
+        controller.stop()
+
+
+def test_invitation_link_is_shown_when_the_email_cannot_be_sent(make_app):
+    app = make_app(SMTP_HOST="127.0.0.1", SMTP_PORT=_free_port(), SMTP_STARTTLS=False)  # nothing listens
+    with app.app_context():
+        org = make_org()
+        make_user(org=org, role="admin")
+        client = app.test_client()
+        login(client)
+        response, html, token = _invite(client, org)
+        assert response.status_code == 200 and "could not be sent" in html and token
+        assert db.session.execute(db.select(Invitation).filter_by(email=NEW)).scalar_one().accepted_at is None
