@@ -89,9 +89,12 @@ def init_app(app):
     @app.errorhandler(HTTPException)
     def _http(exc):
         if not wants_json():
-            if exc.code == 404:
-                return render_template("error.html", error=exc), 404
-            return exc
+            if exc.response is not None or exc.code >= 500:
+                return exc
+            response = make_response(render_template("error.html", error=exc), exc.code)
+            if exc.code == 405 and getattr(exc, "valid_methods", None):
+                response.headers["Allow"] = ", ".join(exc.valid_methods)
+            return response
         error_type = HTTP_TO_TYPE.get(exc.code, "internal_error" if exc.code >= 500 else "validation_error")
         err = AppError(exc.description or exc.name, error_type=error_type)
         response = envelope(err)

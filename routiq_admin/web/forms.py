@@ -31,7 +31,7 @@ def _no_spaces(form, field):
 
 def _zone(form, field):
     if field.data != "UTC" and not valid_zone(field.data):
-        raise ValidationError("Use an IANA name such as Australia/Sydney.")
+        raise ValidationError(f"Unknown time zone {field.data!r}; use an IANA name such as Australia/Sydney.")
 
 
 class KeyInput(PasswordInput):

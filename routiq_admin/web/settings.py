@@ -1,13 +1,24 @@
 """Organization settings for its admins: Cliniko key, sync switch, members, API tokens."""
 
+import json
 import logging
 import smtplib
 from datetime import timedelta
 
-from flask import Blueprint, current_app, flash, make_response, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from sqlalchemy import select
 
-from .. import mail
+from .. import crypto, mail
 from ..auth import end_sessions, require_person, require_principal
 from ..extensions import db
 from ..models import ROLES, ApiToken, Invitation, Membership, User, get_for_org, utcnow
@@ -23,11 +34,31 @@ def _admin(org_id):
     return require_person(org_id, "admin"), require_principal().user
 
 
-def _back(org):
+# A secret shown once (a new token, an invitation link) waits for the next page view in the session,
+# encrypted, so that the POST can redirect and a reload creates nothing.
+ONCE = "settings_once"
+
+
+def _back(org, **once):
+    if once:
+        session[ONCE] = crypto.encrypt(json.dumps(once))
     return redirect(url_for("settings.index", org_id=org.id))
 
 
-def _page(org, user, new_token=None, invite=None, status=200):
+def _take_once():
+    sealed = session.pop(ONCE, None)
+    try:
+        return json.loads(crypto.decrypt(sealed)) if sealed else {}
+    except (RuntimeError, ValueError):
+        return {}
+
+
+def _invalid(org, user, **forms):
+    """The settings page again, with the bound form that failed so its errors sit by its fields."""
+    return _page(org, user, forms=forms, status=422)
+
+
+def _page(org, user, *, once=None, forms=None, status=200):
     members = db.session.execute(
         select(Membership, User).join(User).where(Membership.organization_id == org.id).order_by(User.email)
     ).all()
@@ -47,13 +78,15 @@ def _page(org, user, new_token=None, invite=None, status=200):
             members=members,
             tokens=list(tokens),
             roles=ROLES,
-            new_token=new_token,
-            invite=invite,
             invitations=[i for i in invitations if i.pending],
-            key_form=ClinikoKeyForm(formdata=None),
-            sync_form=SyncSettingsForm(formdata=None, obj=org),
-            invite_form=InviteForm(formdata=None),
-            token_form=TokenForm(formdata=None),
+            **(once or {}),
+            **{
+                "key_form": ClinikoKeyForm(formdata=None),
+                "sync_form": SyncSettingsForm(formdata=None, obj=org),
+                "invite_form": InviteForm(formdata=None),
+                "token_form": TokenForm(formdata=None),
+                **(forms or {}),
+            },
         ),
         status,
     )
@@ -65,21 +98,20 @@ def _page(org, user, new_token=None, invite=None, status=200):
 def index(org_id):
     """Show the settings page."""
     org, user = _admin(org_id)
-    return _page(org, user)
+    return _page(org, user, once=_take_once())
 
 
 @bp.post("/cliniko")
 def cliniko(org_id):
     """Replace or remove the Cliniko API key (write-only: it is never shown again)."""
-    org, _ = _admin(org_id)
+    org, me = _admin(org_id)
     if request.form.get("action") == "remove":
         org.set_api_key(None)
         flash("Cliniko API key removed.", "info")
     else:
         form = ClinikoKeyForm()
         if not form.validate():
-            flash("Paste a Cliniko API key (no spaces).", "error")
-            return _back(org)
+            return _invalid(org, me, key_form=form)
         org.set_api_key(form.api_key.data)
         flash(
             f"Cliniko API key saved ({org.masked_key}, region {org.cliniko_shard}). Test the connection.",
@@ -92,14 +124,11 @@ def cliniko(org_id):
 @bp.post("/sync")
 def sync(org_id):
     """Turn scheduled syncing on or off and set the organization's time zone."""
-    org, _ = _admin(org_id)
+    org, me = _admin(org_id)
     form = SyncSettingsForm()
-    org.sync_enabled = form.sync_enabled.data
     if not form.validate():
-        flash(
-            f"Unknown time zone {form.time_zone.data!r}; use an IANA name such as Australia/Sydney.", "error"
-        )
-        return _back(org)
+        return _invalid(org, me, sync_form=form)
+    org.sync_enabled = form.sync_enabled.data
     org.time_zone = form.time_zone.data
     db.session.commit()
     flash(f"Scheduled sync {'on' if org.sync_enabled else 'off'}; time zone {org.time_zone}.", "info")
@@ -112,8 +141,7 @@ def add_member(org_id):
     org, me = _admin(org_id)
     form = InviteForm()
     if not form.validate():
-        flash("Give an email address and a role.", "error")
-        return _back(org)
+        return _invalid(org, me, invite_form=form)
     email, role = form.email.data, form.role.data
     invitation = get_for_org(Invitation, org.id, email=email)
     if invitation is None:
@@ -143,7 +171,7 @@ def add_member(org_id):
         else:
             flash(f"Invitation for {email} sent by email.", "info")
             return _back(org)
-    return _page(org, me, invite={"email": email, "link": link})
+    return _back(org, invite={"email": email, "link": link})
 
 
 @bp.post("/invitations/<int:invitation_id>/revoke")
@@ -215,16 +243,15 @@ def sign_out_member(org_id, membership_id):
 
 @bp.post("/tokens")
 def create_token(org_id):
-    """Create an API token for this organization; its value is shown once, on this response."""
+    """Create an API token for this organization; its value is shown once, on the next page view."""
     org, me = _admin(org_id)
     form = TokenForm()
     if not form.validate():
-        flash("Give the token a name.", "error")
-        return _back(org)
+        return _invalid(org, me, token_form=form)
     row, clear = ApiToken.issue(name=form.name.data or "API token", organization_id=org.id, user=me)
     db.session.add(row)
     db.session.commit()
-    return _page(org, me, new_token={"row": row, "value": clear})
+    return _back(org, new_token={"name": row.name, "value": clear})
 
 
 @bp.post("/tokens/<int:token_id>/revoke")

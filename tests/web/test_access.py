@@ -219,13 +219,17 @@ def test_settings_key_sync_members_tokens(client):
     invited = client.post(
         f"/orgs/{org.id}/settings/members",
         data={"email": "New@Example.com", "role": "operator", "password": "longpassword"},
+        follow_redirects=True,  # issue 15 item 11: post/redirect/get
     )
     assert "/invitations/" in invited.get_data(as_text=True)
     assert db.session.execute(db.select(User).filter_by(email="new@example.com")).scalar_one_or_none() is None
     client.post(f"/orgs/{org.id}/settings/members/{membership.id}/remove")
     assert db.session.get(Membership, membership.id) is None
     # tokens: shown once, stored hashed, revocable
-    created = client.post(f"/orgs/{org.id}/settings/tokens", data={"name": "reporting"})
+    # issue 15 item 11: the POST redirects and the token is shown once on the page it lands on
+    created = client.post(
+        f"/orgs/{org.id}/settings/tokens", data={"name": "reporting"}, follow_redirects=True
+    )
     html = created.get_data(as_text=True)
     assert created.status_code == 200 and "no-store" in created.headers["Cache-Control"]
     clear = html.split('id="new-token-value" class="mono" type="text" readonly value="')[1].split('"')[0]

@@ -11,7 +11,11 @@ NEW = "new.physio@clinic-b.example"
 
 
 def _invite(client, org, email=NEW, role="viewer", **extra):
-    response = client.post(f"/orgs/{org.id}/settings/members", data={"email": email, "role": role, **extra})
+    response = client.post(
+        f"/orgs/{org.id}/settings/members",
+        data={"email": email, "role": role, **extra},
+        follow_redirects=True,
+    )
     html = response.get_data(as_text=True)
     match = re.search(r"/invitations/([A-Za-z0-9_-]+)", html)
     return response, html, match.group(1) if match else None
