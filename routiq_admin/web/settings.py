@@ -195,50 +195,53 @@ def _membership(org, membership_id, me):
     return membership, None
 
 
+def _on_member(org_id, membership_id, change):
+    """Apply one admin action to another member; `change` answers (message, done)."""
+    org, me = _admin(org_id)
+    membership, problem = _membership(org, membership_id, me)
+    message, done = (problem, False) if problem else change(membership)
+    if done:
+        db.session.commit()
+    flash(message, "info" if done else "error")
+    return _back(org)
+
+
 @bp.post("/members/<int:membership_id>")
 def change_role(org_id, membership_id):
     """Change a member's role."""
-    org, me = _admin(org_id)
-    membership, problem = _membership(org, membership_id, me)
-    form = RoleForm()
-    if problem or not form.validate():
-        flash(problem or "Unknown role.", "error")
-        return _back(org)
-    role = form.role.data
-    membership.role = role
-    db.session.commit()
-    flash(f"{membership.user.email} is now {role}.", "info")
-    return _back(org)
+
+    def change(membership):
+        form = RoleForm()
+        if not form.validate():
+            return "Unknown role.", False
+        membership.role = form.role.data
+        return f"{membership.user.email} is now {membership.role}.", True
+
+    return _on_member(org_id, membership_id, change)
 
 
 @bp.post("/members/<int:membership_id>/remove")
 def remove_member(org_id, membership_id):
     """Remove a member from the organization (their account stays)."""
-    org, me = _admin(org_id)
-    membership, problem = _membership(org, membership_id, me)
-    if problem:
-        flash(problem, "error")
-        return _back(org)
-    email = membership.user.email
-    end_sessions(membership.user)
-    db.session.delete(membership)
-    db.session.commit()
-    flash(f"{email} removed.", "info")
-    return _back(org)
+
+    def change(membership):
+        email = membership.user.email
+        end_sessions(membership.user)
+        db.session.delete(membership)
+        return f"{email} removed.", True
+
+    return _on_member(org_id, membership_id, change)
 
 
 @bp.post("/members/<int:membership_id>/sign-out")
 def sign_out_member(org_id, membership_id):
     """End every session of a member."""
-    org, me = _admin(org_id)
-    membership, problem = _membership(org, membership_id, me)
-    if problem:
-        flash(problem, "error")
-        return _back(org)
-    end_sessions(membership.user)
-    db.session.commit()
-    flash(f"{membership.user.email} signed out everywhere.", "info")
-    return _back(org)
+
+    def change(membership):
+        end_sessions(membership.user)
+        return f"{membership.user.email} signed out everywhere.", True
+
+    return _on_member(org_id, membership_id, change)
 
 
 @bp.post("/tokens")
