@@ -342,3 +342,23 @@ def test_last_seen_per_clerk_user_on_the_settings_page(app, orgs, issuer):
     assert "admin</code> → operator (sync)" in page
     for token in (issuer.mint("org_a"), issuer.mint("org_b")):
         assert '"eyJ' not in page and token not in page
+
+
+def test_clerk_settings_from_the_environment(tmp_path):
+    from routiq_admin.clerk import ClerkSettings
+    from routiq_admin.config import load_config
+
+    config = load_config(tmp_path, env={})
+    assert ClerkSettings.from_config(config) is None  # off by default
+    env = {
+        "CLERK_ISSUER": " https://clerk.example.com/ ",
+        "CLERK_AUTHORIZED_PARTIES": "https://app.example.com, https://admin.example.com/",
+        "CLERK_ROLE_MAP": "admin=operator+patients:read,member=viewer",
+        "CLERK_JWKS_COOLDOWN_SECONDS": "10",
+    }
+    settings = ClerkSettings.from_config(load_config(tmp_path, env=env))
+    assert settings.issuer == "https://clerk.example.com"
+    assert settings.jwks_url == "https://clerk.example.com/.well-known/jwks.json"
+    assert settings.authorized_parties == ("https://app.example.com", "https://admin.example.com")
+    assert settings.audience is None and settings.cooldown == 10
+    assert settings.role_map["member"] == RoleGrant("viewer", frozenset({"sync"}))
