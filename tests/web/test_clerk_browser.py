@@ -3,6 +3,7 @@
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -124,6 +125,15 @@ def test_guide_examples_from_another_origin_with_a_clerk_token(
     assert (
         db.session.query(ClerkUser).filter_by(organization_id=org.id).one().clerk_user_id == "user_frontend"
     )
+
+    # Over the limit, the 429's reason phrase crosses origins: safeTriggerSync takes its retry branch.
+    clerk_site.config["API_RATE_LIMIT_WORK_PER_MINUTE"] = 1
+    page.evaluate("orgId => { window.retrying = safeTriggerSync(orgId); }", org.id)
+    deadline = time.monotonic() + 20
+    while ("error", "Sync failed: HTTP 429: Rate limit exceeded") not in logs:
+        assert time.monotonic() < deadline, logs
+        page.wait_for_timeout(50)
+    clerk_site.config["API_RATE_LIMIT_WORK_PER_MINUTE"] = 60
 
     # An origin that is not in CORS_ORIGINS cannot call us, even holding a valid token.
     other, other_logs = open_front_end(unlisted, issuer.mint(org.id, azp=unlisted.url))
