@@ -116,15 +116,11 @@ class Verifier:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
-            raise Unauthorized("Malformed Clerk session token", error_code="CLERK_TOKEN_INVALID") from None
+            raise _invalid("is malformed") from None
         if header.get("alg") != "RS256":
-            raise Unauthorized(
-                "Clerk session tokens must be signed with RS256", error_code="CLERK_TOKEN_INVALID"
-            )
+            raise _invalid("is not signed with RS256")
         if not isinstance(header.get("kid"), str):
-            raise Unauthorized(
-                "The Clerk session token names no signing key", error_code="CLERK_TOKEN_INVALID"
-            )
+            raise _invalid("names no signing key (kid)")
         key = self._key(header["kid"])
         options = {"require": REQUIRED_CLAIMS + (["aud"] if s.audience else [])}
         try:

@@ -101,6 +101,16 @@ def test_alg_none_and_hs256_with_the_public_key_are_refused(api, orgs, issuer, a
     assert response.status_code == 401 and "RS256" in details(response)["message"]
 
 
+def test_malformed_tokens_and_tokens_without_a_kid_are_refused_without_a_fetch(api, orgs, issuer):
+    import jwt
+
+    no_kid = jwt.encode(issuer.claims("org_a"), issuer.keys[issuer.kid], algorithm="RS256")
+    for token, why in [("not.a.jwt", "is malformed"), (no_kid, "names no signing key")]:
+        response = api.get(STATUS, token=token)
+        assert response.status_code == 401 and why in details(response)["message"]
+    assert issuer.fetches == 0
+
+
 def test_a_forged_signature_with_a_published_kid_is_refused(api, orgs, issuer):
     rogue = issuer.add_key(publish=False)
     token = issuer.mint("org_a")
