@@ -13,6 +13,7 @@ from flask import current_app, g, request, session
 from flask_login import current_user
 from sqlalchemy import select
 
+from . import clerk
 from .errors import Forbidden, NotFound, Unauthorized, ValidationError
 from .extensions import csrf, db, login_manager
 from .models import ROLES, ApiToken, Organization, User, hash_token, utcnow
@@ -44,6 +45,11 @@ class Principal:
         if self.user:
             return self.user.email
         return f"token:{self.token.name} ({self.token.token_prefix}…)"
+
+    @property
+    def identity(self):
+        """Return the key our API limits count this caller by."""
+        return f"token:{self.token.id}" if self.token else f"user:{self.user.id}"
 
     @property
     def sees_all(self):
@@ -84,6 +90,12 @@ def _load_principal():
         if not request.path.startswith("/api/"):
             g.auth_error = "API tokens are accepted only by the JSON API (/api/…)"
             return None
+        if clerk.is_jwt(clear):
+            try:
+                return clerk.principal(clear)
+            except Unauthorized as exc:
+                g.auth_error = exc
+                return None
         token = db.session.execute(
             select(ApiToken).where(ApiToken.token_hash == hash_token(clear))
         ).scalar_one_or_none()
@@ -111,7 +123,8 @@ def require_principal():
     """Return the Principal or raise Unauthorized."""
     principal = current_principal()
     if principal is None:
-        raise Unauthorized(g.get("auth_error") or "Authentication required")
+        error = g.get("auth_error") or "Authentication required"
+        raise error if isinstance(error, Unauthorized) else Unauthorized(error)
     return principal
 
 
@@ -237,6 +250,7 @@ def init_app(app):
     # We run the check ourselves (below) so bearer requests can skip it; Flask-WTF's own
     # default check (switched on by csrf.init_app) would refuse them.
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
+    clerk.init_app(app)
     login_manager.login_view = "auth.login"
 
     @app.before_request

@@ -111,6 +111,15 @@ def load_config(instance_path, env=None, overrides=None):
         "WTF_CSRF_TIME_LIMIT": None,
         "RQ_QUEUE": env.get("RQ_QUEUE", "routiq"),
         "SYNC_JOB_TIMEOUT_SECONDS": int(env.get("SYNC_JOB_TIMEOUT_SECONDS", 6 * 3600)),
+        # Clerk session tokens (JWTs) as bearer credentials; off unless an issuer or JWKS URL is set.
+        "CLERK_ISSUER": env.get("CLERK_ISSUER", "").strip(),
+        "CLERK_JWKS_URL": env.get("CLERK_JWKS_URL", "").strip(),
+        "CLERK_AUTHORIZED_PARTIES": [
+            p.strip() for p in env.get("CLERK_AUTHORIZED_PARTIES", "").split(",") if p.strip()
+        ],
+        "CLERK_AUDIENCE": env.get("CLERK_AUDIENCE", "").strip(),
+        "CLERK_ROLE_MAP": env.get("CLERK_ROLE_MAP", "").strip() or "admin=operator,member=operator",
+        "CLERK_JWKS_COOLDOWN_SECONDS": float(env.get("CLERK_JWKS_COOLDOWN_SECONDS", 30)),
     }
     settings.update(overrides or {})
     return settings

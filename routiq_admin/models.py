@@ -487,3 +487,19 @@ def get_for_org(model, org_id, **filters):
 def for_org(model, org_id):
     """Return a select of a tenant table limited to one organization."""
     return select(model).where(model.organization_id == org_id)
+
+
+class ClerkUser(db.Model):
+    """A Clerk user seen calling the API for an organization (no token is stored)."""
+
+    __tablename__ = "clerk_users"
+    __table_args__ = (UniqueConstraint("organization_id", "clerk_user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    clerk_user_id: Mapped[str] = mapped_column(String(200))
+    clerk_role: Mapped[str | None] = mapped_column(String(64))
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

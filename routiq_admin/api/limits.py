@@ -33,10 +33,6 @@ def bucket():
     return name, int(current_app.config[f"API_RATE_LIMIT_{name.upper()}_PER_MINUTE"])
 
 
-def _identity(principal):
-    return f"token:{principal.token.id}" if principal.token else f"user:{principal.user.id}"
-
-
 def check():
     """Count this API request against its budget; raise 429 when it is spent."""
     if request.method == "OPTIONS" or not request.path.startswith("/api/"):
@@ -49,7 +45,7 @@ def check():
         return
     name, limit = bucket()
     try:
-        wait = take_slot(get_redis(), f"routiq:api-limit:{name}:{_identity(principal)}", limit, WINDOW)
+        wait = take_slot(get_redis(), f"routiq:api-limit:{name}:{principal.identity}", limit, WINDOW)
     except (redis.RedisError, QueueUnavailable, OSError) as exc:
         log.warning("API rate limiter unavailable, failing open: %s", exc)
         state["open_until"] = time.monotonic() + OPEN_SECONDS

@@ -849,7 +849,8 @@ def _document():
                 "bearerAuth": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "An API token from `flask --app wsgi tokens create`.",
+                    "description": "An API token from `flask --app wsgi tokens create`, or a Clerk session "
+                    "token (RS256 JWT) when CLERK_ISSUER is set.",
                 },
                 "session": {
                     "type": "apiKey",

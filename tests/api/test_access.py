@@ -9,6 +9,7 @@ import pytest
 from routiq_admin.extensions import db
 from routiq_admin.models import SyncRun, utcnow
 from tests.api.conftest import CheckedClient
+from tests.clerk_issuer import serve_issuer
 from tests.factories import login, make_run, make_token, make_user
 
 # Every endpoint, with {org} / {sync} placeholders; header endpoints take X-Organization-ID.
@@ -33,6 +34,23 @@ RUN_ENDPOINTS = [
     ("POST", "/api/v1/sync/cancel/{sync}"),
 ]
 ALL = PATH_ENDPOINTS + HEADER_ENDPOINTS + RUN_ENDPOINTS + [("GET", "/api/v1/organizations")]
+# Credentials scoped to organization A: one of our API tokens, a Clerk session token for A.
+SCOPED_KINDS = ["api_token", "clerk"]
+issuer = pytest.fixture(serve_issuer, name="issuer")
+
+
+@pytest.fixture
+def app(make_app, sim_server, issuer):
+    """The API tests' app with Clerk session tokens accepted too (they must not change anything else)."""
+    app = make_app(CLINIKO_BASE_URL=sim_server.base_url, **issuer.settings())
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture(params=SCOPED_KINDS)
+def token_a(request, orgs, issuer):
+    """A credential for organization A only, of each kind."""
+    return orgs.token_a if request.param == "api_token" else issuer.mint("org_a", "admin")
 
 
 def url(template, org="org_b", sync="x"):
@@ -44,14 +62,27 @@ def error_type(response):
 
 
 @pytest.mark.parametrize(
-    "auth", [None, "Bearer ", "Bearer rtq_not-a-real-token", "Basic dXNlcjpwdw==", "revoked"]
+    "auth",
+    [
+        None,
+        "Bearer ",
+        "Bearer rtq_not-a-real-token",
+        "Basic dXNlcjpwdw==",
+        "revoked",
+        "clerk expired",
+        "clerk forged",
+    ],
 )
-def test_missing_invalid_or_revoked_token_is_401_everywhere(api, orgs, auth):
+def test_missing_invalid_or_revoked_token_is_401_everywhere(api, orgs, issuer, auth):
     if auth == "revoked":
         token, clear = make_token(orgs.a, name="soon revoked")
         token.revoked_at = utcnow()
         db.session.commit()
         auth = f"Bearer {clear}"
+    elif auth == "clerk expired":
+        auth = f"Bearer {issuer.mint('org_a', exp=int(utcnow().timestamp()) - 60)}"
+    elif auth == "clerk forged":
+        auth = f"Bearer {issuer.forge('HS256', 'org_a')}"
     headers = {"Authorization": auth} if auth else {}
     for method, template in ALL:
         response = api.open(method, url(template, "org_a"), headers=headers)
@@ -59,26 +90,24 @@ def test_missing_invalid_or_revoked_token_is_401_everywhere(api, orgs, auth):
         assert error_type(response) == "unauthorized"
 
 
-def test_tenant_isolation_matrix(api, orgs):
+def test_tenant_isolation_matrix(api, orgs, token_a):
     b_run = make_run("org_b", "running", age=timedelta(minutes=1))
     for method, template in PATH_ENDPOINTS:
-        assert api.open(method, url(template), token=orgs.token_a).status_code == 403, template
+        assert api.open(method, url(template), token=token_a).status_code == 403, template
         # The path names A, but a header naming B is out of scope too.
         if "organizations" not in template:
-            assert (
-                api.open(method, url(template, "org_a"), token=orgs.token_a, org="org_b").status_code == 403
-            )
+            assert api.open(method, url(template, "org_a"), token=token_a, org="org_b").status_code == 403
     for method, template in HEADER_ENDPOINTS:
-        response = api.open(method, template, token=orgs.token_a, org="org_b")
+        response = api.open(method, template, token=token_a, org="org_b")
         assert response.status_code == 403 and error_type(response) == "forbidden", template
     for method, template in RUN_ENDPOINTS:
-        response = api.open(method, url(template, sync=b_run.sync_id), token=orgs.token_a)
+        response = api.open(method, url(template, sync=b_run.sync_id), token=token_a)
         assert response.status_code == 404 and error_type(response) == "not_found", template
-        response = api.open(method, url(template, sync=b_run.sync_id), token=orgs.token_a, org="org_b")
+        response = api.open(method, url(template, sync=b_run.sync_id), token=token_a, org="org_b")
         assert response.status_code == 403, template
     assert [
         o["organization_id"]
-        for o in api.get("/api/v1/organizations", token=orgs.token_a).get_json()["organizations"]
+        for o in api.get("/api/v1/organizations", token=token_a).get_json()["organizations"]
     ] == ["org_a"]
     db.session.refresh(b_run)
     assert b_run.status == "running" and not b_run.cancel_requested
@@ -101,35 +130,35 @@ def test_all_organizations_token_works_everywhere(api, orgs):
     assert {o["organization_id"] for o in names} == {"org_a", "org_b"}
 
 
-def test_unknown_organization_is_403_for_scoped_tokens_and_404_for_all_orgs(api, orgs):
+def test_unknown_organization_is_403_for_scoped_tokens_and_404_for_all_orgs(api, orgs, token_a):
     for method, template in PATH_ENDPOINTS:
-        assert api.open(method, url(template, "org_nope"), token=orgs.token_a).status_code == 403
+        assert api.open(method, url(template, "org_nope"), token=token_a).status_code == 403
         assert api.open(method, url(template, "org_nope"), token=orgs.token_all).status_code == 404
     for method, template in HEADER_ENDPOINTS:
         assert api.open(method, template, token=orgs.token_all, org="org_nope").status_code == 404
 
 
-def test_header_endpoints_need_an_organization_for_all_orgs_tokens(api, orgs):
+def test_header_endpoints_need_an_organization_for_all_orgs_tokens(api, orgs, token_a):
     for method, template in HEADER_ENDPOINTS[:3]:
         response = api.open(method, template, token=orgs.token_all)
         assert response.status_code == 422, template
         assert response.get_json()["details"]["field"] == "X-Organization-ID"
     # An org-scoped token defaults to its organization.
-    status = api.get("/api/v1/sync/scheduler/status", token=orgs.token_a).get_json()
+    status = api.get("/api/v1/sync/scheduler/status", token=token_a).get_json()
     assert status["organization_id"] == "org_a"
 
 
-def test_check_order_is_401_403_404_422(api, orgs):
+def test_check_order_is_401_403_404_422(api, orgs, token_a):
     bad = "/api/v1/sync/start/{org}?sync_mode=turbo"
     assert api.post(url(bad, "org_b"), headers={"Authorization": "Bearer nope"}).status_code == 401
-    assert api.post(url(bad, "org_b"), token=orgs.token_a).status_code == 403
+    assert api.post(url(bad, "org_b"), token=token_a).status_code == 403
     assert api.post(url(bad, "org_nope"), token=orgs.token_all).status_code == 404
-    response = api.post(url(bad, "org_a"), token=orgs.token_a)
+    response = api.post(url(bad, "org_a"), token=token_a)
     assert response.status_code == 422 and response.get_json()["details"]["field"] == "sync_mode"
     history = "/api/v1/sync/history/{org}?limit=0"
-    assert api.get(url(history, "org_b"), token=orgs.token_a).status_code == 403
+    assert api.get(url(history, "org_b"), token=token_a).status_code == 403
     assert api.get(url(history, "org_nope"), token=orgs.token_all).status_code == 404
-    assert api.get(url(history, "org_a"), token=orgs.token_a).status_code == 422
+    assert api.get(url(history, "org_a"), token=token_a).status_code == 422
 
 
 @pytest.mark.parametrize(
