@@ -71,6 +71,7 @@ def configure(log_format="text", level="INFO"):
         handler.setFormatter(json_formatter())
         setattr(handler, _HANDLER_FLAG, True)
         root.addHandler(handler)
+        logging.captureWarnings(True)  # a warning printed raw would break "one JSON object per line"
         structlog.configure(
             processors=[*SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
             logger_factory=structlog.stdlib.LoggerFactory(),
@@ -99,8 +100,9 @@ def init_app(app):
         sent = request.headers.get("X-Request-ID", "")
         g.request_id = sent if REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
         clear()
-        org_id = (request.view_args or {}).get("org_id")
-        bind(request_id=g.request_id, organization_id=org_id if ORG_ID.fullmatch(str(org_id)) else None)
+        args = request.view_args or {}
+        org_id = str(args.get("org_id") or args.get("organization_id") or "")
+        bind(request_id=g.request_id, organization_id=org_id if ORG_ID.fullmatch(org_id) else None)
 
     @app.after_request
     def _echo_request_id(response):
