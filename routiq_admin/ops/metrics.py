@@ -129,7 +129,7 @@ class SyncCollector:
         )
         for mode, status, count, total, *within in db.session.execute(stmt).all():
             buckets = [(str(float(b)), int(n or 0)) for b, n in zip(DURATION_BUCKETS, within, strict=True)]
-            family.add_metric([mode, status], [*buckets, ("+Inf", int(count))], float(total or 0))
+            family.add_metric([mode, status], [*buckets, ("+Inf", int(count))], round(float(total or 0), 3))
         return family
 
     def _organizations(self):
