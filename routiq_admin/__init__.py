@@ -27,6 +27,7 @@ def create_app(config=None):
     from . import logs
 
     logs.configure(app.config["LOG_FORMAT"], app.config["LOG_LEVEL"])
+    logs.init_app(app)  # first, so every later hook's log lines carry this request's id
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
     if app.config["TRUSTED_PROXIES"]:
@@ -60,6 +61,5 @@ def create_app(config=None):
 
     from . import ops
 
-    logs.init_app(app)
     ops.init_app(app)
     return app

@@ -58,27 +58,27 @@ class SyncCollector:
         self.per_org = per_org
 
     def collect(self):
-        run = db.session.execute
+        execute = db.session.execute
         yield _gauge(
             "routiq_sync_runs",
             "Runs in the database by status, mode and trigger.",
             ["status", "mode", "trigger"],
-            run(
+            execute(
                 select(SyncRun.status, SyncRun.mode, SyncRun.trigger, func.count()).group_by(
                     SyncRun.status, SyncRun.mode, SyncRun.trigger
                 )
             ).all(),
         )
-        active = run(select(func.count()).where(SyncRun.status.in_(ACTIVE_STATUSES))).scalar()
+        active = execute(select(func.count()).where(SyncRun.status.in_(ACTIVE_STATUSES))).scalar()
         yield _gauge("routiq_sync_runs_active", "Runs starting or running now.", [], [(active,)])
-        stale = run(
+        stale = execute(
             select(func.count()).where(SyncRun.status == "failed", SyncRun.current_step == STALE_STEP)
         ).scalar()
         yield _counter(
             "routiq_sync_stale_cleaned", "Runs failed by stale cleanup (lost worker).", [], [(stale,)]
         )
         yield self._durations()
-        totals = run(
+        totals = execute(
             select(
                 SyncRun.mode,
                 func.sum(SyncRun.records_processed),
@@ -104,7 +104,7 @@ class SyncCollector:
             "Cliniko records stored locally, by entity.",
             ["entity"],
             [
-                (entity, run(select(func.count()).select_from(model)).scalar())
+                (entity, execute(select(func.count()).select_from(model)).scalar())
                 for entity, model in SYNCED_MODELS.items()
             ],
         )
