@@ -203,7 +203,7 @@ def rotate_keys():
         .where(Organization.cliniko_api_key_encrypted.is_not(None))
         .order_by(Organization.id)
     ).scalars()
-    rotated = current = 0
+    rotated = current = skipped = 0
     for org_id in list(ids):
         stored = db.session.execute(
             select(Organization.cliniko_api_key_encrypted).where(Organization.id == org_id)
@@ -217,14 +217,17 @@ def rotate_keys():
             raise click.ClickException(f"{org_id}: {exc}") from None
         # One commit per organization, and only over the value read: an interrupted run leaves
         # every row readable, and a key changed meanwhile in Settings is never overwritten.
-        db.session.execute(
+        changed = db.session.execute(
             update(Organization)
             .where(Organization.id == org_id, Organization.cliniko_api_key_encrypted == stored)
             .values(cliniko_api_key_encrypted=fresh)
-        )
+        ).rowcount
         db.session.commit()
-        rotated += 1
+        rotated += changed
+        skipped += 1 - changed
     click.echo(f"rotated {rotated} stored key(s); {current} already on the first key")
+    if skipped:
+        click.echo(f"{skipped} key(s) changed while rotating: run it again", err=True)
 
 
 def register_cli(app):
