@@ -8,14 +8,14 @@ from werkzeug.serving import make_server
 
 from tests.factories import make_user
 from tests.ops.test_rq_dashboard import _failed_job
-from tests.web.conftest import browser, htmx_js, open_page, sign_in  # noqa: F401 (fixtures)
+from tests.web.conftest import sign_in
 
 pytestmark = pytest.mark.browser
 REQUEUE = """(id) => new Promise((done) => $.post("/admin/rq/job/" + id + "/requeue")
     .done((body) => done(body.status)).fail((xhr) => done(xhr.status)))"""
 
 
-def test_the_dashboards_requeue_button_call_passes_csrf(make_app, open_page):  # noqa: F811
+def test_the_dashboards_requeue_button_call_passes_csrf(make_app, open_page):
     app = make_app(WTF_CSRF_ENABLED=True)
     with app.app_context():
         make_user("root@example.com", superuser=True)
