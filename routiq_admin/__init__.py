@@ -24,7 +24,10 @@ def create_app(config=None):
 
         load_dotenv(override=False)
     app.config.update(load_config(app.instance_path, overrides=config))
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
+    from . import logs
+
+    logs.configure(app.config["LOG_FORMAT"], app.config["LOG_LEVEL"])
+    logs.init_app(app)  # first, so every later hook's log lines carry this request's id
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
     if app.config["TRUSTED_PROXIES"]:
@@ -55,4 +58,8 @@ def create_app(config=None):
     from .cli import register_cli
 
     register_cli(app)
+
+    from . import ops
+
+    ops.init_app(app)
     return app

@@ -67,9 +67,13 @@ def load_config(instance_path, env=None, overrides=None):
         instance_path, "encryption_key", lambda: Fernet.generate_key().decode()
     )
     try:
-        Fernet(encryption_key.encode())
+        keys = [Fernet(key.strip().encode()) for key in encryption_key.split(",") if key.strip()]
     except Exception as exc:
-        raise ConfigError("ENCRYPTION_KEY is not a valid Fernet key") from exc
+        raise ConfigError(
+            "ENCRYPTION_KEY is not a valid Fernet key (or comma-separated list of them)"
+        ) from exc
+    if not keys:
+        raise ConfigError("ENCRYPTION_KEY is empty")
     settings = {
         "APP_ENV": app_env,
         "SECRET_KEY": secret_key,
@@ -120,6 +124,13 @@ def load_config(instance_path, env=None, overrides=None):
         "CLERK_AUDIENCE": env.get("CLERK_AUDIENCE", "").strip(),
         "CLERK_ROLE_MAP": env.get("CLERK_ROLE_MAP", "").strip() or "admin=operator,member=operator",
         "CLERK_JWKS_COOLDOWN_SECONDS": float(env.get("CLERK_JWKS_COOLDOWN_SECONDS", 30)),
+        # Operators (routiq_admin/ops, logs.py): /metrics is off while METRICS_TOKEN is unset.
+        "METRICS_TOKEN": env.get("METRICS_TOKEN") or None,
+        "METRICS_PER_ORG": _bool(env.get("METRICS_PER_ORG"), False),
+        "LOG_FORMAT": (env.get("LOG_FORMAT") or "text").strip().lower(),
+        "LOG_LEVEL": env.get("LOG_LEVEL") or "INFO",
+        # Request metrics only in gunicorn workers (gunicorn.conf.py sets both), never in RQ horses.
+        "WEB_REQUEST_METRICS": bool(env.get("PROMETHEUS_MULTIPROC_DIR") and env.get("ROUTIQ_WEB_WORKER")),
     }
     settings.update(overrides or {})
     return settings

@@ -2,6 +2,7 @@
 (TEST_DATABASE_URL, else SQLite in a temp dir), migrated once; tables and Redis emptied after
 every test."""
 
+import json
 import os
 import subprocess
 import sys
@@ -241,6 +242,24 @@ def live_server(sync_app):
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
+
+
+@pytest.fixture(params=["text", "json"])
+def log_format(request, caplog):
+    """Format caplog's text as LOG_FORMAT=text or LOG_FORMAT=json would (leak tests run both)."""
+    if request.param == "json":
+        from routiq_admin.logs import json_formatter
+
+        caplog.handler.setFormatter(json_formatter())
+    return request.param
+
+
+def assert_logs_clean(caplog, log_format, *secrets):
+    """No secret in any formatted log line; in JSON mode every line is one JSON object."""
+    for secret in secrets:
+        assert secret not in caplog.text
+    if log_format == "json":
+        assert all(isinstance(json.loads(line), dict) for line in caplog.text.splitlines())
 
 
 # ---- FAIL_ON_SKIP=1 (CI): a skip is a failure unless it is a browser test or a missing spec ----

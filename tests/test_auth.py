@@ -4,6 +4,7 @@ import logging
 
 from routiq_admin.extensions import db
 from routiq_admin.models import utcnow
+from tests.conftest import assert_logs_clean
 from tests.factories import login, make_org, make_token, make_user
 
 
@@ -117,7 +118,7 @@ def test_csrf_protects_session_posts_but_not_bearer(make_app):
         assert bearer.status_code == 405  # past CSRF: the route itself answers
 
 
-def test_clear_key_never_logged(client, caplog):
+def test_clear_key_never_logged(client, caplog, log_format):
     caplog.set_level(logging.DEBUG)
     secret = "SUPERSECRETKEY998877-au2"
     org = make_org(api_key=secret)
@@ -127,4 +128,5 @@ def test_clear_key_never_logged(client, caplog):
     body = client.get(f"/api/v1/organizations/{org.id}").get_data(as_text=True)
     assert secret not in body and "998877" not in body
     assert all(secret not in record.getMessage() for record in caplog.records)
+    assert_logs_clean(caplog, log_format, secret, "pw-123456")
     assert secret not in repr(org)

@@ -2,10 +2,9 @@
 
 import logging
 
-from rq import Worker
-
 from routiq_admin import create_app
 from routiq_admin.extensions import get_queue, get_redis
+from routiq_admin.logs import JobLoggingWorker
 
 
 def main():
@@ -13,7 +12,7 @@ def main():
     with app.app_context():
         queue = get_queue(app)
         logging.getLogger(__name__).info("worker listening on queue %s", queue.name)
-        Worker([queue], connection=get_redis(app)).work()
+        JobLoggingWorker([queue], connection=get_redis(app)).work()
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 # An RQ job that vanished this soon after its row was committed may still be on its way in.
 JOB_GRACE = timedelta(seconds=30)
+# The current_step cleanup leaves on a run it failed (the metrics count these).
+STALE_STEP = "Failed (stale)"
 
 
 def validate_mode(mode):
@@ -212,7 +214,7 @@ def cleanup_stale(org_ids=None):
             seen,
             status="failed",
             completed_at=now,
-            current_step="Failed (stale)",
+            current_step=STALE_STEP,
             current_operation=None,
             errors=[*(run.errors or []), error_entry("internal_error", "SYNC_STALE", reason)],
         ):

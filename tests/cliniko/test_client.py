@@ -20,6 +20,7 @@ from routiq_admin.cliniko.errors import (
 )
 from routiq_admin.cliniko.parse import appointment_row, patient_row
 from routiq_admin.cliniko.ratelimit import SharedRateLimiter
+from tests.conftest import assert_logs_clean
 
 KEY = "demo-key-au4"
 UA = "Routiq Admin tests (tests@example.com)"
@@ -414,7 +415,7 @@ def test_on_wait_can_abort_a_concurrent_fetch(make_client, sim):
     assert time.monotonic() - started < 1 and client.requests_made == 2
 
 
-def test_clear_key_never_leaks(sim_server, redis_client, caplog):
+def test_clear_key_never_leaks(sim_server, redis_client, caplog, log_format):
     """A 401, a timeout and a 5xx: the key is in no log record, error text or limiter entry."""
     key = "MS0xLTExMjM0NTY3LXNlY3JldC1rZXk-au4"
     sim = sim_server.simulator
@@ -456,6 +457,7 @@ def test_clear_key_never_leaks(sim_server, redis_client, caplog):
     for record in caplog.records:
         assert key not in record.getMessage() and key not in repr(record.args)
         assert key not in (record.exc_text or "")
+    assert_logs_clean(caplog, log_format, key)
     for e in errors:
         chain = [e, e.__cause__, e.__context__]
         assert not any(key in str(x) or key in repr(x) or key in repr(getattr(x, "args", "")) for x in chain)

@@ -31,6 +31,9 @@ def _bearer_setup():
 def _dashboard_get_paths(app, org_id, sync_id):
     """Every GET route outside /api/ and static, its path parameters filled with real ids."""
     values = {"org_id": org_id, "sync_id": sync_id, "token": "not-a-real-invitation"}
+    # The queue view's (rq-dashboard's) parameters.
+    values.update(instance_number="0", queue_name="routiq-test", registry_name="failed", per_page="8")
+    values.update(order="asc", page="1", job_id="no-such-job", filename="css/main.css")
     for rule in app.url_map.iter_rules():
         if "GET" not in rule.methods or rule.endpoint == "static" or rule.rule.startswith("/api/"):
             continue
