@@ -221,7 +221,9 @@ def create_token(org_id):
     if not form.validate():
         flash("Give the token a name.", "error")
         return _back(org)
-    row, clear = ApiToken.issue(name=form.name.data or "API token", organization_id=org.id, user=me)
+    row, clear = ApiToken.issue(
+        name=form.name.data or "API token", organization_id=org.id, user=me, scopes=form.scopes()
+    )
     db.session.add(row)
     db.session.commit()
     return _page(org, me, new_token={"row": row, "value": clear})
