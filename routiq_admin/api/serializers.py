@@ -1,6 +1,6 @@
 """Response shaping for the API: organizations, runs, history items and start responses as the guide shows them."""
 
-from ..models import utcnow
+from ..models import Patient, utcnow
 from ..sync.status import appointment_patient_name, appointment_status
 from ..timefmt import iso
 
@@ -124,10 +124,11 @@ def org_json(org):
 
 
 def patient_json(patient):
-    """Return a synced patient as the dashboard shows it, plus its Cliniko id and our row's update time."""
+    """Return a synced patient (a row of data.PATIENT_COLUMNS) as the dashboard shows it, plus its
+    Cliniko id and our row's update time."""
     return {
         "cliniko_id": patient.cliniko_id,
-        "display_name": patient.display_name,
+        "display_name": Patient.display_name.fget(patient),
         "first_name": patient.first_name,
         "last_name": patient.last_name,
         "preferred_first_name": patient.preferred_first_name,
@@ -144,20 +145,19 @@ def patient_json(patient):
     }
 
 
-def appointment_json(row):
-    """Return a row of sync.status.appointments_query as the dashboard shows it, plus Cliniko ids."""
-    appt, first, last, practitioner, type_name, _zone = row
+def appointment_json(appt):
+    """Return an appointment (a row of data.APPOINTMENT_COLUMNS) as the dashboard shows it, plus Cliniko ids."""
     return {
         "cliniko_id": appt.cliniko_id,
         "starts_at": iso(appt.starts_at),
         "ends_at": iso(appt.ends_at),
         "status": appointment_status(appt),
         "patient_cliniko_id": appt.patient_cliniko_id,
-        "patient_name": appointment_patient_name(appt, first, last),
+        "patient_name": appointment_patient_name(appt, appt.patient_first_name, appt.patient_last_name),
         "practitioner_cliniko_id": appt.practitioner_cliniko_id,
-        "practitioner_name": practitioner,
+        "practitioner_name": appt.practitioner_name,
         "appointment_type_cliniko_id": appt.appointment_type_cliniko_id,
-        "appointment_type_name": type_name,
+        "appointment_type_name": appt.appointment_type_name,
         "business_cliniko_id": appt.business_cliniko_id,
         "cancelled_at": iso(appt.cancelled_at),
         "archived_at": iso(appt.archived_at or appt.deleted_at),

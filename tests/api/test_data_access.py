@@ -2,8 +2,8 @@
 of the data endpoints for every kind of credential, sessions, the CLI's --scope and the
 settings page's checkbox."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import pytest
 from sqlalchemy import select, text
