@@ -407,6 +407,8 @@ class Patient(ClinikoRecord, db.Model):
         *_org_cliniko_unique("patients"),
         Index("ix_patients_org_activity", "organization_id", "activity_status"),
         Index("ix_patients_org_name", "organization_id", "last_name", "first_name"),
+        # The API's keyset pages: one organization's rows in id order, without a sort.
+        Index("ix_patients_org_id", "organization_id", "id"),
     )
 
     first_name: Mapped[str | None] = mapped_column(String(120))
@@ -449,6 +451,7 @@ class Appointment(ClinikoRecord, db.Model):
         # Serves the activity step (per-patient counts and min/max of starts_at) and joins.
         Index("ix_appointments_org_patient_starts", "organization_id", "patient_cliniko_id", "starts_at"),
         Index("ix_appointments_org_starts", "organization_id", "starts_at"),
+        Index("ix_appointments_org_id", "organization_id", "id"),
     )
 
     patient_cliniko_id: Mapped[str | None] = mapped_column(String(32))
