@@ -81,12 +81,6 @@ def test_all_organizations_credentials_read_every_organization(api, orgs, b_pati
     assert [p["cliniko_id"] for p in body["data"]] == ["777"]
 
 
-def test_isolation_matrix_size():
-    # Data routes × credential kinds (org-scoped and all-orgs per kind), each with four cases.
-    kinds = sum(1 + (k.all_orgs is not None) for k in CREDENTIAL_KINDS)
-    assert len(DATA_ENDPOINTS) * kinds == 6
-
-
 @pytest.mark.parametrize("token_name", ["token_a", "token_all"])
 def test_sync_tokens_cannot_read_patients_and_are_told_which_scope(api, orgs, token_name):
     token = getattr(orgs, token_name)
