@@ -129,6 +129,15 @@ def measure_big(redis, workdir, args):
 # -- main ----------------------------------------------------------------------------------------
 
 
+def measure_api(redis, workdir, args):
+    from . import api_pages
+
+    patients, appointments = (2000, 4000) if args.quick else (20000, 40000)
+    urls = ["sqlite"] + ([args.database_url] if args.database_url.lower() != "none" else [])
+    log(f"[api] data API pages, {patients:,} patients / {appointments:,} appointments, limit=500")
+    return api_pages.run(redis, workdir, urls, patients, appointments)
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     p.add_argument(
@@ -142,7 +151,7 @@ def parse_args(argv):
     )
     p.add_argument("--pg-database", default=common.PG_BENCH_DB, help="scratch database (created and dropped)")
     p.add_argument(
-        "--only", default="e2e,ingest,activity,big", help="comma list of: e2e, ingest, activity, big"
+        "--only", default="e2e,ingest,activity,big,api", help="comma list of: e2e, ingest, activity, big, api"
     )
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--latency-ms", type=int, default=100)
@@ -212,6 +221,8 @@ def main(argv=None):
                 results["activity"] = measure_activity(workdir, args)
             if "big" in args.sections:
                 results["big"] = measure_big(redis, workdir, args)
+            if "api" in args.sections:
+                results["api"] = measure_api(redis, workdir, args)
         finally:
             redis.stop()
     facts["loadavg_end"] = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
@@ -231,9 +242,12 @@ def main(argv=None):
 def render(results, args, command, document=False):
     from .report import render_document, render_summary
 
-    if document:
-        return render_document(results, args, command)
-    return render_summary(results, args)
+    out = render_document(results, args, command) if document else render_summary(results, args)
+    if results.get("api"):
+        from .api_pages import render_markdown
+
+        out = out.rstrip("\n") + "\n\n" + render_markdown(results["api"])
+    return out
 
 
 if __name__ == "__main__":

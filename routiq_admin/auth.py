@@ -16,7 +16,7 @@ from sqlalchemy import select
 from . import clerk
 from .errors import Forbidden, NotFound, Unauthorized, ValidationError
 from .extensions import csrf, db, login_manager
-from .models import ROLES, ApiToken, Organization, User, hash_token, utcnow
+from .models import ROLES, SCOPES, ApiToken, Organization, User, hash_token, utcnow
 from .sync.status import find_run
 
 TOKEN_ROLE = "operator"
@@ -39,6 +39,15 @@ class Principal:
 
     user: User | None = None
     token: ApiToken | None = None
+    # What this principal may do (names from models.SCOPES): people have every scope, API
+    # tokens their stored ones; other credential kinds pass theirs in.
+    scopes: frozenset | None = None
+
+    def __post_init__(self):
+        if self.scopes is None:
+            self.scopes = (
+                frozenset(SCOPES) if self.user else self.token.scope_set if self.token else frozenset()
+            )
 
     @property
     def label(self):
@@ -126,6 +135,30 @@ def require_principal():
         error = g.get("auth_error") or "Authentication required"
         raise error if isinstance(error, Unauthorized) else Unauthorized(error)
     return principal
+
+
+def require_scope(scope):
+    """Return the Principal if it holds `scope`: 401 without one, 403 naming the scope otherwise."""
+    principal = require_principal()
+    if scope not in principal.scopes:
+        held = ", ".join(sorted(principal.scopes)) or "none"
+        raise Forbidden(
+            f"This endpoint needs the {scope} scope (this credential has: {held})",
+            error_code="SCOPE_REQUIRED",
+            scope=scope,
+        )
+    return principal
+
+
+def scope_guard(scope):
+    """Return a before_request hook that makes every route of a blueprint need `scope`."""
+
+    def guard():
+        # CORS preflights carry no credentials; the real request is checked.
+        if request.method != "OPTIONS":
+            require_scope(scope)
+
+    return guard
 
 
 def require_org(org_id, role="viewer"):

@@ -12,7 +12,7 @@ from . import crypto, logs
 from .auth import ROLES
 from .errors import AppError
 from .extensions import db
-from .models import ApiToken, Membership, Organization, User
+from .models import DEFAULT_SCOPES, SCOPES, ApiToken, Membership, Organization, User
 from .sync.engine import run_in_foreground
 from .sync.plan import ALL_MODES, DEFAULT_MODE, IMPORT_MODE, cli_job_id
 from .sync.runs import create_run
@@ -85,16 +85,26 @@ def create_user(email, password, superuser, org_id, role):
 @click.option("--org", "org_id", default=None)
 @click.option("--all-orgs", is_flag=True)
 @click.option("--name", default="API token")
-def create_token(org_id, all_orgs, name):
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    type=click.Choice(SCOPES),
+    help="What the token may do (repeatable; default: sync).",
+)
+def create_token(org_id, all_orgs, name, scopes):
     """Create an API token; the token itself is the last line printed, shown once."""
     if bool(org_id) == all_orgs:
         raise click.ClickException("give --org ORG_ID or --all-orgs")
     if org_id:
         _org_or_fail(org_id)
-    row, clear = ApiToken.issue(name=name, organization_id=org_id, all_organizations=all_orgs)
+    scopes = scopes or DEFAULT_SCOPES
+    row, clear = ApiToken.issue(name=name, organization_id=org_id, all_organizations=all_orgs, scopes=scopes)
     db.session.add(row)
     db.session.commit()
-    click.echo(f"token {row.token_prefix}… for {org_id or 'all organizations'} (shown once):")
+    click.echo(
+        f"token {row.token_prefix}… for {org_id or 'all organizations'}, scopes {row.scopes} (shown once):"
+    )
     click.echo(clear)
 
 

@@ -3,6 +3,8 @@
 client = RoutiqClient("https://routiq.example.com", token, org_id)
 run = client.start_sync("comprehensive")
 final = client.wait(run["sync_id"], on_progress=lambda p: print(p["progress_percentage"]))
+for patient in client.patients(activity="active"):  # a token with the patients:read scope
+    print(patient["cliniko_id"], patient["display_name"])
 """
 
 import time
@@ -119,6 +121,48 @@ class RoutiqClient:
         """GET /api/v1/cliniko/test-connection/{org}."""
         return self._call("GET", f"/api/v1/cliniko/test-connection/{self._org(org_id)}")
 
+    # The synced data (needs a token with the patients:read scope).
+    def summary(self, org_id=None):
+        """GET /api/v1/organizations/{org}/summary: patient and appointment counts, freshness."""
+        return self._call("GET", f"/api/v1/organizations/{self._org(org_id)}/summary")
+
+    def patients(self, activity=None, q=None, updated_since=None, archived=None, limit=None, org_id=None):
+        """Iterate over every matching patient, fetching page after page (keyset cursors).
+
+        `updated_since` is an aware datetime or ISO 8601 text; pass the time your previous pull
+        started to get only what changed since.
+        """
+        return self._iterate(
+            f"/api/v1/organizations/{self._org(org_id)}/patients",
+            activity=activity,
+            q=q,
+            updated_since=_when(updated_since),
+            archived=archived,
+            limit=limit,
+        )
+
+    def appointments(
+        self, start=None, end=None, status=None, patient_id=None, updated_since=None, limit=None, org_id=None
+    ):
+        """Iterate over every matching appointment (`start` ≤ starts_at < `end`), page after page."""
+        return self._iterate(
+            f"/api/v1/organizations/{self._org(org_id)}/appointments",
+            **{"from": _when(start), "to": _when(end)},
+            status=status,
+            patient_id=patient_id,
+            updated_since=_when(updated_since),
+            limit=limit,
+        )
+
+    def _iterate(self, path, **params):
+        cursor = None
+        while True:
+            page = self._call("GET", path, **params, cursor=cursor)
+            yield from page["data"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return
+
     def wait(self, sync_id, timeout=600, poll_interval=2.0, on_progress=None):
         """Poll progress until the run is completed, failed or cancelled; return the final progress.
 
@@ -141,3 +185,8 @@ class RoutiqClient:
             if time.monotonic() + delay > deadline:
                 raise TimeoutError(f"Sync {sync_id} did not finish within {timeout} s")
             time.sleep(delay)
+
+
+def _when(value):
+    """Return a datetime or date as ISO 8601 text (text passes through)."""
+    return value.isoformat() if hasattr(value, "isoformat") else value

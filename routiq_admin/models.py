@@ -208,6 +208,13 @@ class Invitation(db.Model):
         return self.accepted_at is None and self.revoked_at is None and self.expires_at > utcnow()
 
 
+# What an API token may do: `sync` (the guide's endpoints, what every token could do before
+# scopes) and `patients:read` (the synced patients and appointments). People have every scope.
+SYNC_SCOPE, PATIENTS_READ = "sync", "patients:read"
+SCOPES = (SYNC_SCOPE, PATIENTS_READ)
+DEFAULT_SCOPES = (SYNC_SCOPE,)
+
+
 class ApiToken(db.Model):
     __tablename__ = "api_tokens"
 
@@ -223,12 +230,25 @@ class ApiToken(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Space-separated names from SCOPES.
+    scopes: Mapped[str] = mapped_column(String(200), default=SYNC_SCOPE, server_default=SYNC_SCOPE)
 
     @classmethod
-    def issue(cls, *, name="API token", organization_id=None, all_organizations=False, user=None):
+    def issue(
+        cls,
+        *,
+        name="API token",
+        organization_id=None,
+        all_organizations=False,
+        user=None,
+        scopes=DEFAULT_SCOPES,
+    ):
         """Create a token row and return (row, clear token); the clear token is shown once."""
         if bool(organization_id) == bool(all_organizations):
             raise ValueError("a token is scoped to one organization or to all of them")
+        unknown = set(scopes) - set(SCOPES)
+        if unknown or not scopes:
+            raise ValueError(f"scopes are one or more of {', '.join(SCOPES)}")
         clear = "rtq_" + secrets.token_urlsafe(32)
         row = cls(
             name=name,
@@ -237,8 +257,14 @@ class ApiToken(db.Model):
             organization_id=organization_id,
             all_organizations=all_organizations,
             created_by_id=user.id if user else None,
+            scopes=" ".join(s for s in SCOPES if s in scopes),
         )
         return row, clear
+
+    @property
+    def scope_set(self):
+        """Return the token's scopes as a frozenset."""
+        return frozenset((self.scopes or SYNC_SCOPE).split())
 
     def covers(self, org_id):
         return self.all_organizations or self.organization_id == org_id
@@ -381,6 +407,8 @@ class Patient(ClinikoRecord, db.Model):
         *_org_cliniko_unique("patients"),
         Index("ix_patients_org_activity", "organization_id", "activity_status"),
         Index("ix_patients_org_name", "organization_id", "last_name", "first_name"),
+        # The API's keyset pages: one organization's rows in id order, without a sort.
+        Index("ix_patients_org_id", "organization_id", "id"),
     )
 
     first_name: Mapped[str | None] = mapped_column(String(120))
@@ -423,6 +451,7 @@ class Appointment(ClinikoRecord, db.Model):
         # Serves the activity step (per-patient counts and min/max of starts_at) and joins.
         Index("ix_appointments_org_patient_starts", "organization_id", "patient_cliniko_id", "starts_at"),
         Index("ix_appointments_org_starts", "organization_id", "starts_at"),
+        Index("ix_appointments_org_id", "organization_id", "id"),
     )
 
     patient_cliniko_id: Mapped[str | None] = mapped_column(String(32))

@@ -7,4 +7,7 @@ def iso(value):
     """Format an aware datetime as `2025-06-30T12:00:00.000Z` (None stays None)."""
     if value is None:
         return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    # isoformat is C code, several times faster than strftime (API pages format thousands).
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="milliseconds")[:23] + "Z"

@@ -4,7 +4,7 @@ import itertools
 from datetime import timedelta
 
 from routiq_admin.extensions import db
-from routiq_admin.models import ApiToken, Membership, Organization, SyncRun, User, utcnow
+from routiq_admin.models import DEFAULT_SCOPES, ApiToken, Membership, Organization, SyncRun, User, utcnow
 
 _runs = itertools.count(1)
 
@@ -28,9 +28,9 @@ def make_user(email="staff@example.com", password="pw-123456", *, org=None, role
     return user
 
 
-def make_token(org=None, *, all_orgs=False, name="test token"):
+def make_token(org=None, *, all_orgs=False, name="test token", scopes=DEFAULT_SCOPES):
     row, clear = ApiToken.issue(
-        name=name, organization_id=org.id if org else None, all_organizations=all_orgs
+        name=name, organization_id=org.id if org else None, all_organizations=all_orgs, scopes=scopes
     )
     db.session.add(row)
     db.session.commit()

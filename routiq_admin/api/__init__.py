@@ -8,9 +8,9 @@ CORS_EXPOSE_HEADERS = "Retry-After"
 
 def register_api(app):
     """Register the API blueprints, the limits and CORS."""
-    from . import cliniko, docs, limits, orgs, sync
+    from . import cliniko, data, docs, limits, orgs, sync
 
-    for module in (orgs, sync, cliniko, docs):
+    for module in (orgs, data, sync, cliniko, docs):
         app.register_blueprint(module.bp)
     app.before_request(limits.check)
     app.after_request(_cors)

@@ -2,7 +2,8 @@
 
 from flask import Blueprint, jsonify
 
-from ..auth import CLINIKO_CALL_ROLE, path_org
+from ..auth import CLINIKO_CALL_ROLE, path_org, scope_guard
+from ..models import SYNC_SCOPE
 from ..sync import status as run_status
 from ..sync.connection import check_connection
 from ..timefmt import iso
@@ -10,6 +11,7 @@ from .params import mode_param, start_run
 from .serializers import now_iso, started_json
 
 bp = Blueprint("api_cliniko", __name__, url_prefix="/api/v1/cliniko")
+bp.before_request(scope_guard(SYNC_SCOPE))
 
 
 @bp.post("/sync/<organization_id>")

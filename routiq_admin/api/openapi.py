@@ -11,6 +11,7 @@ from functools import cache
 
 from ..errors import DEFAULT_CODES, HTTP_STATUS, TITLES
 from ..sync.plan import ALL_MODES, KINDS, MODES, STATUSES, TRIGGERS
+from ..sync.status import ACTIVITY_STATUSES, APPOINTMENT_STATUSES
 
 ORG = "org_2xwHiNrj68eaRUlX10anlXGvzX7"
 SYNC_ID = "sync_org_2xwHiNrj68eaRUlX10anlXGvzX7_20250630_120000"
@@ -154,8 +155,12 @@ ERROR = obj(
                 "field": {"type": "string", "description": "The parameter that failed validation (422)."},
                 "sync_id": {"type": "string", "description": "The run already in progress (409)."},
                 "status": {"type": "string", "description": "The finished run's status (409 on cancel)."},
+                "scope": {
+                    "type": "string",
+                    "description": "The scope the credential lacks (403 SCOPE_REQUIRED).",
+                },
             },
-            optional=("field", "sync_id", "status"),
+            optional=("field", "sync_id", "status", "scope"),
         ),
         "timestamp": TIME,
     },
@@ -389,7 +394,8 @@ ERROR_DESCRIPTIONS = {
     400: "credentials_not_found: the organization has no Cliniko API key.",
     401: "unauthorized: no, invalid or revoked token (or no session).",
     403: "forbidden: the organization (path or X-Organization-ID) is outside the caller's scope, the role "
-    "is too low, or the session's CSRF token is missing.",
+    "is too low, the token lacks the endpoint's scope (SCOPE_REQUIRED, details.scope names it), or the "
+    "session's CSRF token is missing.",
     404: "not_found: no such organization, or no such run among the caller's organizations.",
     409: "sync_already_running (details.sync_id names the active run) or sync_not_active (cancel of a "
     "finished run).",
@@ -817,8 +823,11 @@ DESCRIPTION = """The sync management API of the Sync Management Guide, plus what
 
 **Auth**: `Authorization: Bearer <token>` (create one with `flask --app wsgi tokens create --org ORG_ID`),
 or a signed-in dashboard session (then unsafe methods need the `X-CSRFToken` header). A token acts as an
-operator within its organization (or all organizations). `X-Organization-ID` selects the organization on
-endpoints without one in the path. Checks run 401 → 403 → 404 → 422.
+operator within its organization (or all organizations), within its scopes: `sync` (the default, every
+token made before scopes: the Sync and Cliniko endpoints) and `patients:read` (the Data endpoints: summary,
+patients, appointments), chosen at creation (`--scope`); a missing scope is 403 `SCOPE_REQUIRED` naming it.
+People have every scope. `X-Organization-ID` selects the organization on endpoints without one in the path.
+Checks run 401 → 403 → 404 → 422.
 
 **Limits** (per token or session): requests that start work (POSTs, and test-connection) 60 a minute; reads
 3,000 a minute. Over the limit: 429 with the reason phrase `Rate limit exceeded`, `Retry-After` and
@@ -827,6 +836,241 @@ endpoints without one in the path. Checks run 401 → 403 → 404 → 422.
 **Times** are UTC ISO 8601 with milliseconds: `2025-06-30T12:00:00.000Z`. **Errors** use one envelope:
 `{"success": false, "error": ..., "details": {"error_type", "message", "error_code", "retry_after"?}, "timestamp"}`.
 """
+
+# ---- the synced data (read-only, scope patients:read) ---------------------------------------------
+
+NULL_TIME = null(TIME)
+SCHEMAS.update(
+    {
+        "Patient": obj(
+            {
+                "cliniko_id": STR,
+                "display_name": STR,
+                "first_name": null(STR),
+                "last_name": null(STR),
+                "preferred_first_name": null(STR),
+                "email": null(STR),
+                "activity_status": enum(ACTIVITY_STATUSES),
+                "recent_appointment_count": {"type": "integer", "minimum": 0},
+                "upcoming_appointment_count": {"type": "integer", "minimum": 0},
+                "total_appointment_count": {"type": "integer", "minimum": 0},
+                "last_appointment_at": NULL_TIME,
+                "next_appointment_at": NULL_TIME,
+                "archived_at": NULL_TIME,
+                "cliniko_updated_at": NULL_TIME,
+                "updated_at": null(
+                    {**TIME, "description": "When this row last changed here (updated_since)."}
+                ),
+            }
+        ),
+        "Appointment": obj(
+            {
+                "cliniko_id": STR,
+                "starts_at": NULL_TIME,
+                "ends_at": NULL_TIME,
+                "status": enum(APPOINTMENT_STATUSES),
+                "patient_cliniko_id": null(STR),
+                "patient_name": STR,
+                "practitioner_cliniko_id": null(STR),
+                "practitioner_name": null(STR),
+                "appointment_type_cliniko_id": null(STR),
+                "appointment_type_name": null(STR),
+                "business_cliniko_id": null(STR),
+                "cancelled_at": NULL_TIME,
+                "archived_at": NULL_TIME,
+                "cliniko_updated_at": NULL_TIME,
+                "updated_at": null(
+                    {**TIME, "description": "When this row last changed here (updated_since)."}
+                ),
+            }
+        ),
+        "Freshness": obj({"last_synced_at": NULL_TIME, "data_as_of": NULL_TIME, "stored": INT}),
+        "Summary": obj(
+            {
+                "organization_id": STR,
+                "total_patients": INT,
+                "active_patients": INT,
+                "patients_by_activity": obj({k: INT for k in ACTIVITY_STATUSES}),
+                "patients_with_recent_appointments": INT,
+                "patients_with_upcoming_appointments": INT,
+                "appointments": obj(
+                    {
+                        "recent": INT,
+                        "upcoming": INT,
+                        "in_window": INT,
+                        "window_start": TIME,
+                        "window_end": TIME,
+                    }
+                ),
+                "last_successful_sync_at": NULL_TIME,
+                "freshness": {
+                    "type": "object",
+                    "additionalProperties": ref("Freshness"),
+                    "propertyNames": {"type": "string"},
+                    "description": "Per synced entity (patients, appointments, businesses, ...).",
+                },
+                "generated_at": TIME,
+            }
+        ),
+    }
+)
+for _name, _item in (("PatientPage", "Patient"), ("AppointmentPage", "Appointment")):
+    SCHEMAS[_name] = obj(
+        {
+            "data": {"type": "array", "items": ref(_item)},
+            "next_cursor": null(
+                {**STR, "description": "Pass as `cursor` for the next page; null on the last."}
+            ),
+            "has_more": BOOL,
+            "limit": INT,
+        }
+    )
+
+PAGE_PARAMS = [
+    query_param(
+        "limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}, "Page size, 1..500."
+    ),
+    query_param("cursor", {"type": "string"}, "The previous page's `next_cursor`."),
+    query_param(
+        "updated_since",
+        {"type": "string", "format": "date-time"},
+        "Only rows that changed here at or after this instant (ISO 8601 with offset, or a date = UTC "
+        "midnight): our own `updated_at`, not Cliniko's.",
+    ),
+]
+TIME_PARAM = {"type": "string", "description": "ISO 8601 with offset, or YYYY-MM-DD (UTC midnight)."}
+DATA_ERRORS = (403, 404, 422)
+DATA_NOTE = (
+    " Needs the `patients:read` scope. Ordered by a stable key (not by name or time), so paging "
+    "while a sync writes returns every row exactly once."
+)
+P_ORG_ID = path_param("organization_id", "The organization's id.", ORG)
+PATIENT_EXAMPLE = {
+    "cliniko_id": "1084736",
+    "display_name": "Sam Citizen",
+    "first_name": "Samantha",
+    "last_name": "Citizen",
+    "preferred_first_name": "Sam",
+    "email": "sam@example.com",
+    "activity_status": "active",
+    "recent_appointment_count": 2,
+    "upcoming_appointment_count": 1,
+    "total_appointment_count": 14,
+    "last_appointment_at": "2025-06-24T23:30:00.000Z",
+    "next_appointment_at": "2025-07-08T00:00:00.000Z",
+    "archived_at": None,
+    "cliniko_updated_at": "2025-06-24T23:45:10.000Z",
+    "updated_at": T0,
+}
+APPOINTMENT_EXAMPLE = {
+    "cliniko_id": "99120433",
+    "starts_at": "2025-07-08T00:00:00.000Z",
+    "ends_at": "2025-07-08T00:30:00.000Z",
+    "status": "booked",
+    "patient_cliniko_id": "1084736",
+    "patient_name": "Samantha Citizen",
+    "practitioner_cliniko_id": "44120",
+    "practitioner_name": "Dr Alex Lee",
+    "appointment_type_cliniko_id": "7781",
+    "appointment_type_name": "Follow-up",
+    "business_cliniko_id": "1201",
+    "cancelled_at": None,
+    "archived_at": None,
+    "cliniko_updated_at": "2025-06-30T10:12:00.000Z",
+    "updated_at": T0,
+}
+EXAMPLES.update(
+    {
+        "summary": {
+            "organization_id": ORG,
+            "total_patients": 650,
+            "active_patients": 212,
+            "patients_by_activity": {
+                "active": 80,
+                "recently_active": 90,
+                "upcoming_only": 42,
+                "inactive": 438,
+            },
+            "patients_with_recent_appointments": 170,
+            "patients_with_upcoming_appointments": 122,
+            "appointments": {
+                "recent": 150,
+                "upcoming": 140,
+                "in_window": 288,
+                "window_start": "2025-05-31T12:00:00.000Z",
+                "window_end": "2025-07-30T12:00:00.000Z",
+            },
+            "last_successful_sync_at": T0,
+            "freshness": {
+                "patients": {"last_synced_at": T0, "data_as_of": "2025-06-30T10:59:58.000Z", "stored": 651},
+                "appointments": {
+                    "last_synced_at": T0,
+                    "data_as_of": "2025-06-30T10:59:58.000Z",
+                    "stored": 296,
+                },
+            },
+            "generated_at": T1,
+        },
+        "patients": {"data": [PATIENT_EXAMPLE], "next_cursor": "YWZ0ZXI6MTA0", "has_more": True, "limit": 1},
+        "appointments": {"data": [APPOINTMENT_EXAMPLE], "next_cursor": None, "has_more": False, "limit": 100},
+    }
+)
+PATHS.update(
+    {
+        "/api/v1/organizations/{organization_id}/summary": {
+            "get": op(
+                "Get the synced data's summary",
+                "Patients not archived, active ones (any activity status but inactive), by activity "
+                "status, with recent / upcoming appointments; appointments counted as the activity step "
+                "counts them (not cancelled or archived) recent, upcoming and in the activity window; "
+                "the last successful sync and freshness per entity. Needs the `patients:read` scope.",
+                [P_ORG_ID],
+                responses("Summary", EXAMPLES["summary"], 403, 404),
+                ["Data"],
+            )
+        },
+        "/api/v1/organizations/{organization_id}/patients": {
+            "get": op(
+                "List patients",
+                "Patients as the dashboard lists them, plus Cliniko ids; archived ones only with "
+                "`archived=true`." + DATA_NOTE,
+                [
+                    P_ORG_ID,
+                    query_param(
+                        "activity", enum(ACTIVITY_STATUSES), "Only patients with this activity status."
+                    ),
+                    query_param(
+                        "q", {"type": "string", "maxLength": 100}, "Search first/preferred/last name, email."
+                    ),
+                    query_param(
+                        "archived", {"type": "boolean", "default": False}, "Include archived patients."
+                    ),
+                    *PAGE_PARAMS,
+                ],
+                responses("PatientPage", EXAMPLES["patients"], *DATA_ERRORS),
+                ["Data"],
+            )
+        },
+        "/api/v1/organizations/{organization_id}/appointments": {
+            "get": op(
+                "List appointments",
+                "Appointments with patient, practitioner and type names, plus Cliniko ids." + DATA_NOTE,
+                [
+                    P_ORG_ID,
+                    query_param("from", TIME_PARAM, "Only appointments starting at or after this."),
+                    query_param("to", TIME_PARAM, "Only appointments starting before this."),
+                    query_param("status", enum(APPOINTMENT_STATUSES), "Only appointments in this status."),
+                    query_param(
+                        "patient_id", {"type": "string", "maxLength": 32}, "One patient's Cliniko id."
+                    ),
+                    *PAGE_PARAMS,
+                ],
+                responses("AppointmentPage", EXAMPLES["appointments"], *DATA_ERRORS),
+                ["Data"],
+            )
+        },
+    }
+)
 
 
 @cache
@@ -841,7 +1085,13 @@ def _document():
         "info": {"title": "Routiq Admin API", "version": "1.0.0", "description": DESCRIPTION},
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}, {"session": []}],
-        "tags": [{"name": "Sync"}, {"name": "Cliniko"}, {"name": "Organizations"}, {"name": "Meta"}],
+        "tags": [
+            {"name": "Sync"},
+            {"name": "Cliniko"},
+            {"name": "Organizations"},
+            {"name": "Data"},
+            {"name": "Meta"},
+        ],
         "paths": paths,
         "components": {
             "schemas": SCHEMAS,

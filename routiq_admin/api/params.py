@@ -1,6 +1,8 @@
 """Request parsing for the API: query parameters (a 422 names the bad one) and run starts."""
 
+import base64
 import re
+from datetime import UTC, date, datetime
 
 from flask import request
 
@@ -62,3 +64,47 @@ def start_run(org, mode, trigger, kind="sync"):
 
 def mode_param(name, default):
     return query(name, choice(plan.MODES, name), default)
+
+
+# Times an integration may ask about: far enough for any clinic, far from datetime's limits.
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2199
+
+
+def timestamp(raw):
+    """Parse an ISO 8601 instant with its offset (`2025-06-30T12:00:00Z`) or a date (midnight UTC)."""
+    value = datetime.fromisoformat(raw.strip()) if "T" in raw or "t" in raw else None
+    if value is None:
+        day = date.fromisoformat(raw.strip())
+        value = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    if value.tzinfo is None or not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise ValueError(raw)
+    return value.astimezone(UTC)
+
+
+def text(max_length):
+    """Return a parser for free text of at most `max_length` characters, without control characters."""
+
+    def parse(raw):
+        raw = raw.strip()
+        if len(raw) > max_length or re.search(r"[\x00-\x1f\x7f]", raw):
+            raise ValueError(raw)
+        return raw
+
+    return parse
+
+
+def encode_cursor(row_id):
+    """Return the opaque cursor that continues after the row with this id."""
+    return base64.urlsafe_b64encode(f"after:{row_id}".encode()).decode().rstrip("=")
+
+
+def cursor(raw):
+    """Parse a cursor made by encode_cursor back into the id it continues after."""
+    try:
+        decoded = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError(raw) from None
+    match = re.fullmatch(r"after:([0-9]{1,18})", decoded)
+    if not match:
+        raise ValueError(raw)
+    return int(match.group(1))

@@ -1,6 +1,7 @@
 """Response shaping for the API: organizations, runs, history items and start responses as the guide shows them."""
 
-from ..models import utcnow
+from ..models import Patient, utcnow
+from ..sync.status import appointment_patient_name, appointment_status
 from ..timefmt import iso
 
 ENTITY_COUNTS = ("fetched", "created", "updated", "unchanged", "failed")
@@ -120,3 +121,51 @@ def org_json(org):
         "sync_enabled": org.sync_enabled,
         "created_at": iso(org.created_at),
     }
+
+
+def patient_json(patient):
+    """Return a synced patient (a row of data.PATIENT_COLUMNS) as the dashboard shows it, plus its
+    Cliniko id and our row's update time."""
+    return {
+        "cliniko_id": patient.cliniko_id,
+        "display_name": Patient.display_name.fget(patient),
+        "first_name": patient.first_name,
+        "last_name": patient.last_name,
+        "preferred_first_name": patient.preferred_first_name,
+        "email": patient.email,
+        "activity_status": patient.activity_status,
+        "recent_appointment_count": int(patient.recent_appointment_count or 0),
+        "upcoming_appointment_count": int(patient.upcoming_appointment_count or 0),
+        "total_appointment_count": int(patient.total_appointment_count or 0),
+        "last_appointment_at": iso(patient.last_appointment_at),
+        "next_appointment_at": iso(patient.next_appointment_at),
+        "archived_at": iso(patient.archived_at or patient.deleted_at),
+        "cliniko_updated_at": iso(patient.cliniko_updated_at),
+        "updated_at": iso(patient.synced_at),
+    }
+
+
+def appointment_json(appt):
+    """Return an appointment (a row of data.APPOINTMENT_COLUMNS) as the dashboard shows it, plus Cliniko ids."""
+    return {
+        "cliniko_id": appt.cliniko_id,
+        "starts_at": iso(appt.starts_at),
+        "ends_at": iso(appt.ends_at),
+        "status": appointment_status(appt),
+        "patient_cliniko_id": appt.patient_cliniko_id,
+        "patient_name": appointment_patient_name(appt, appt.patient_first_name, appt.patient_last_name),
+        "practitioner_cliniko_id": appt.practitioner_cliniko_id,
+        "practitioner_name": appt.practitioner_name,
+        "appointment_type_cliniko_id": appt.appointment_type_cliniko_id,
+        "appointment_type_name": appt.appointment_type_name,
+        "business_cliniko_id": appt.business_cliniko_id,
+        "cancelled_at": iso(appt.cancelled_at),
+        "archived_at": iso(appt.archived_at or appt.deleted_at),
+        "cliniko_updated_at": iso(appt.cliniko_updated_at),
+        "updated_at": iso(appt.synced_at),
+    }
+
+
+def page_json(items, next_cursor, limit):
+    """Return one keyset page: its items and the cursor of the next page (null on the last)."""
+    return {"data": items, "next_cursor": next_cursor, "has_more": next_cursor is not None, "limit": limit}

@@ -13,9 +13,11 @@ from ..auth import (
     require_principal,
     role_at_least,
     run_in_scope,
+    scope_guard,
     selected_org,
 )
 from ..errors import Forbidden
+from ..models import SYNC_SCOPE
 from ..sync import plan, runs
 from ..sync import status as run_status
 from ..timefmt import iso
@@ -23,6 +25,7 @@ from .params import choice, int_range, mode_param, query, start_run
 from .serializers import history_item, now_iso, progress_json, run_json, started_json
 
 bp = Blueprint("api_sync", __name__, url_prefix="/api/v1/sync")
+bp.before_request(scope_guard(SYNC_SCOPE))
 
 CANCEL_MESSAGES = {
     "cancelled": "Sync cancelled",

@@ -3,9 +3,14 @@
 from datetime import timedelta
 
 from flask import Blueprint, render_template
-from sqlalchemy import and_, select
 
-from ..models import Appointment, AppointmentType, Business, Patient, Practitioner, utcnow
+from ..models import Appointment, utcnow
+from ..sync.status import (
+    APPOINTMENT_STATUSES,
+    appointment_patient_name,
+    appointment_status_filter,
+    appointments_query,
+)
 from .common import (
     PER_PAGE,
     choice,
@@ -21,7 +26,7 @@ from .common import (
 
 bp = Blueprint("appointments", __name__, url_prefix="/orgs/<org_id>/appointments")
 
-STATUSES = ("booked", "cancelled", "did_not_arrive", "archived")
+STATUSES = APPOINTMENT_STATUSES
 STATUS_LABELS = {
     "booked": "Booked",
     "cancelled": "Cancelled",
@@ -29,22 +34,6 @@ STATUS_LABELS = {
     "archived": "Archived",
 }
 DEFAULT_PAST_DAYS, DEFAULT_FUTURE_DAYS = 7, 30
-
-
-def _joined(model, org_id, column):
-    return and_(model.organization_id == org_id, model.cliniko_id == column)
-
-
-def _status_filter(status):
-    live = and_(Appointment.archived_at.is_(None), Appointment.deleted_at.is_(None))
-    return {
-        "booked": and_(live, Appointment.cancelled_at.is_(None), Appointment.did_not_arrive.is_not(True)),
-        "cancelled": and_(live, Appointment.cancelled_at.is_not(None)),
-        "did_not_arrive": and_(
-            live, Appointment.cancelled_at.is_(None), Appointment.did_not_arrive.is_(True)
-        ),
-        "archived": Appointment.archived_at.is_not(None) | Appointment.deleted_at.is_not(None),
-    }[status]
 
 
 @bp.get("")
@@ -57,34 +46,20 @@ def index(org_id):
     end = max(day_param("to", today + timedelta(days=DEFAULT_FUTURE_DAYS)), start)
     status = choice("status", STATUSES)
     stmt = (
-        select(
-            Appointment,
-            Patient.first_name,
-            Patient.last_name,
-            Practitioner.display_name,
-            AppointmentType.name,
-            Business.time_zone_identifier,
-        )
+        appointments_query(org.id)
         .where(
-            Appointment.organization_id == org.id,
             Appointment.starts_at >= utc_from_local(start, tz),
             Appointment.starts_at < utc_from_local(end, tz, end=True),
         )
-        .outerjoin(Patient, _joined(Patient, org.id, Appointment.patient_cliniko_id))
-        .outerjoin(Practitioner, _joined(Practitioner, org.id, Appointment.practitioner_cliniko_id))
-        .outerjoin(AppointmentType, _joined(AppointmentType, org.id, Appointment.appointment_type_cliniko_id))
-        .outerjoin(Business, _joined(Business, org.id, Appointment.business_cliniko_id))
         .order_by(Appointment.starts_at, Appointment.id)
     )
     if status:
-        stmt = stmt.where(_status_filter(status))
+        stmt = stmt.where(appointment_status_filter(status))
     page = paginate(stmt, page_number(), PER_PAGE, scalars=False)
     rows = [
         {
             "appt": appt,
-            "patient": f"{first or ''} {last or ''}".strip()
-            or appt.patient_name
-            or f"Patient {appt.patient_cliniko_id}",
+            "patient": appointment_patient_name(appt, first, last),
             "practitioner": practitioner,
             "type": type_name,
             "tz": zone(business_tz) if business_tz else tz,

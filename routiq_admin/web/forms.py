@@ -7,7 +7,7 @@ from wtforms.validators import Length
 from wtforms.widgets import PasswordInput, html_params
 
 from ..extensions import db
-from ..models import ORG_ID_PATTERN, ROLES, Organization
+from ..models import ORG_ID_PATTERN, PATIENTS_READ, ROLES, SYNC_SCOPE, Organization
 from .common import valid_zone
 
 
@@ -143,3 +143,8 @@ class TokenForm(FlaskForm):
         filters=[_strip, lambda v: (v or "")[:120]],
         render_kw={"maxlength": 120, "placeholder": "e.g. reporting script"},
     )
+    patients_read = FlagField("Can read patients and appointments (patients:read)", id="token-patients-read")
+
+    def scopes(self):
+        """Return the scopes the form asks for: always sync, patients:read when ticked."""
+        return (SYNC_SCOPE, PATIENTS_READ) if self.patients_read.data else (SYNC_SCOPE,)

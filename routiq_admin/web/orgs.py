@@ -20,7 +20,6 @@ ENTITY_LABELS = {
     "practitioners": "Practitioners",
     "appointment_types": "Appointment types",
 }
-REFERENCE = ("businesses", "practitioners", "appointment_types")
 FAILURE_ALERT, SLOW_ALERT_SECONDS = 2, 600
 
 
@@ -87,20 +86,8 @@ def summary_context(org):
         alerts.append(f"High failure rate: {failures} failures in last 24h")
     if average > SLOW_ALERT_SECONDS:
         alerts.append(f"Slow sync performance: {average}s average")
-    marks = run_status.sync_marks(org.id)
-    # Reference data has no mark: every completed comprehensive run fetches it whole.
-    whole = run_status.last_finished_run(org.id, statuses=("completed",), mode="comprehensive")
-    stored = run_status.stored_counts(org.id)
-    freshness = []
-    for entity, label in ENTITY_LABELS.items():
-        mark = marks.get(entity)
-        if mark is not None:
-            synced, as_of = mark.last_success_at, mark.watermark
-        elif entity in REFERENCE and whole:
-            synced, as_of = whole.completed_at, whole.started_at
-        else:
-            synced = as_of = None
-        freshness.append({"label": label, "synced": synced, "as_of": as_of, "stored": stored[entity]})
+    fresh = run_status.freshness(org.id)
+    freshness = [{"label": label, **fresh[entity]} for entity, label in ENTITY_LABELS.items()]
     return {
         "org": org,
         "tz": tz,

@@ -251,7 +251,9 @@ def create_token(org_id):
     form = TokenForm()
     if not form.validate():
         return _invalid(org, me, token_form=form)
-    row, clear = ApiToken.issue(name=form.name.data or "API token", organization_id=org.id, user=me)
+    row, clear = ApiToken.issue(
+        name=form.name.data or "API token", organization_id=org.id, user=me, scopes=form.scopes()
+    )
     db.session.add(row)
     db.session.commit()
     return _back(org, new_token={"name": row.name, "value": clear})

@@ -10,6 +10,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from routiq_admin.api.openapi import document
+from routiq_admin.models import SCOPES
 from tests.factories import make_org, make_token
 
 KEY_A = "api-test-key-a-au4"
@@ -85,13 +86,24 @@ def api(app):
 
 @pytest.fixture
 def orgs(app):
-    """Organizations A and B, a token for each, and an all-organizations token."""
+    """Organizations A and B, a token for each, and an all-organizations token (scope sync, the
+    default), plus tokens that may also read patients (`*_read`)."""
     a = make_org("org_a", "Clinic A", api_key=KEY_A)
     b = make_org("org_b", "Clinic B", api_key=KEY_B)
     _, token_a = make_token(a, name="a")
     _, token_b = make_token(b, name="b")
     _, token_all = make_token(all_orgs=True, name="all")
-    return SimpleNamespace(a=a, b=b, token_a=token_a, token_b=token_b, token_all=token_all)
+    _, token_a_read = make_token(a, name="a read", scopes=SCOPES)
+    _, token_all_read = make_token(all_orgs=True, name="all read", scopes=SCOPES)
+    return SimpleNamespace(
+        a=a,
+        b=b,
+        token_a=token_a,
+        token_b=token_b,
+        token_all=token_all,
+        token_a_read=token_a_read,
+        token_all_read=token_all_read,
+    )
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ def test_fuzz_every_operation(fuzz_schema, orgs, mode):
     # Real ids half the time (where the case's path and headers are meant to be valid), so the
     # fuzzer reaches the 200 and 422 paths and not only 403/404.
     org_ids = st.sampled_from(["org_a", "org_b", "org_nope"])
-    tokens = st.sampled_from([orgs.token_a, orgs.token_all, "rtq_wrong"])
+    tokens = st.sampled_from([orgs.token_a, orgs.token_all, orgs.token_all_read, "rtq_wrong"])
     operations = [result.ok() for result in fuzz_schema.get_all_operations()]
     documented = {
         f"{m.upper()} {p}" for p, methods in fuzz_schema.raw_schema["paths"].items() for m in methods
