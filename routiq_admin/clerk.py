@@ -16,7 +16,17 @@ from sqlalchemy.exc import IntegrityError
 from .config import ConfigError
 from .errors import Forbidden, Unauthorized
 from .extensions import db
-from .models import ORG_ID_PATTERN, ROLES, ClerkUser, Organization, for_org, get_for_org, utcnow
+from .models import (
+    DEFAULT_SCOPES,
+    ORG_ID_PATTERN,
+    ROLES,
+    SCOPES,
+    ClerkUser,
+    Organization,
+    for_org,
+    get_for_org,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +35,8 @@ LEEWAY_SECONDS = 5
 JWKS_TIMEOUT_SECONDS = 5
 JWKS_LIFESPAN_SECONDS = 300
 REQUIRED_CLAIMS = ["exp", "nbf", "iat", "iss", "sub"]
-BASE_SCOPES = frozenset({"sync"})
-KNOWN_SCOPES = ("sync", "patients:read")
+BASE_SCOPES = frozenset(DEFAULT_SCOPES)
+KNOWN_SCOPES = SCOPES
 SEEN_RESOLUTION = timedelta(minutes=1)
 ENTRY = re.compile(r"^([A-Za-z0-9_:-]+)=([a-z]+)((?:\+[a-z:]+)*)$")
 SUBJECT = re.compile(r"[^\x00-\x1f\x7f]{1,200}")

@@ -1,14 +1,14 @@
 """API token scopes (existing tokens keep `sync`, today's rights); indexes for the data API's pages
 
 Revision ID: 0008
-Revises: 0003
+Revises: 0007
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0003"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

@@ -175,8 +175,13 @@ def test_no_active_organization_reaches_nothing_tenant_scoped(api, orgs, issuer)
     for method, template in HEADER_ENDPOINTS:
         assert api.open(method, template, token=token).status_code == 403, template
         assert api.open(method, template, token=token, org="org_a").status_code == 403, template
-    for method, template in RUN_ENDPOINTS:  # a run id is never confirmed to exist: 404, like another org's
-        assert api.open(method, url(template, sync=b_run.sync_id), token=token).status_code == 404, template
+    # Without an organization the token holds no role, so no scope: the scope check (issue 16 part 2)
+    # answers 403 before any run is looked up, the same for a real run id as for an unknown one.
+    for method, template in RUN_ENDPOINTS:
+        real = api.open(method, url(template, sync=b_run.sync_id), token=token)
+        unknown = api.open(method, url(template, sync="sync_nope"), token=token)
+        assert real.status_code == unknown.status_code == 403, template
+        assert details(real)["error_code"] == details(unknown)["error_code"] == "SCOPE_REQUIRED", template
     assert api.get("/api/v1/organizations", token=token).get_json()["organizations"] == []
     db.session.refresh(b_run)
     assert not b_run.cancel_requested and db.session.query(SyncRun).count() == 1

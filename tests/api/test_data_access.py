@@ -12,6 +12,7 @@ from routiq_admin.extensions import db
 from routiq_admin.models import PATIENTS_READ, SCOPES, SYNC_SCOPE, ApiToken, Patient, hash_token
 from tests.api.test_access import ALL as SYNC_ENDPOINTS
 from tests.api.test_access import url
+from tests.clerk_issuer import serve_issuer
 from tests.factories import login, make_org, make_token, make_user
 
 DATA_ENDPOINTS = [
@@ -35,12 +36,25 @@ class CredentialKind:
     all_orgs: Callable | None = None
 
 
-# Another kind (Clerk JWTs) is added by appending here.
+# Each kind gets (orgs, issuer); a Clerk admin of A reads patients through the role map below.
 CREDENTIAL_KINDS = [
     CredentialKind(
-        "api_token", lambda orgs: bearer(orgs.token_a_read), lambda orgs: bearer(orgs.token_all_read)
+        "api_token",
+        lambda orgs, issuer: bearer(orgs.token_a_read),
+        lambda orgs, issuer: bearer(orgs.token_all_read),
     ),
+    CredentialKind("clerk", lambda orgs, issuer: bearer(issuer.mint("org_a", "admin"))),
 ]
+issuer = pytest.fixture(serve_issuer, name="issuer")
+
+
+@pytest.fixture
+def app(make_app, sim_server, issuer):
+    """The app with Clerk tokens on: Clerk admins may read patients, members may only sync."""
+    settings = {**issuer.settings(), "CLERK_ROLE_MAP": "admin=operator+patients:read,member=operator"}
+    app = make_app(CLINIKO_BASE_URL=sim_server.base_url, **settings)
+    with app.app_context():
+        yield app
 
 
 def details(response):
@@ -55,8 +69,8 @@ def b_patient(orgs):
 
 
 @pytest.mark.parametrize("kind", CREDENTIAL_KINDS, ids=lambda k: k.name)
-def test_data_isolation_matrix(api, orgs, b_patient, kind):
-    headers = kind.org_a(orgs)
+def test_data_isolation_matrix(api, orgs, b_patient, issuer, kind):
+    headers = kind.org_a(orgs, issuer)
     for method, template in DATA_ENDPOINTS:
         own = api.open(method, url(template, "org_a"), headers=headers)
         assert own.status_code == 200, (template, own.get_json())
@@ -70,8 +84,8 @@ def test_data_isolation_matrix(api, orgs, b_patient, kind):
 
 
 @pytest.mark.parametrize("kind", [k for k in CREDENTIAL_KINDS if k.all_orgs], ids=lambda k: k.name)
-def test_all_organizations_credentials_read_every_organization(api, orgs, b_patient, kind):
-    headers = kind.all_orgs(orgs)
+def test_all_organizations_credentials_read_every_organization(api, orgs, b_patient, issuer, kind):
+    headers = kind.all_orgs(orgs, issuer)
     for method, template in DATA_ENDPOINTS:
         for org in ("org_a", "org_b"):
             assert api.open(method, url(template, org), headers=headers).status_code == 200, (template, org)
@@ -91,6 +105,14 @@ def test_sync_tokens_cannot_read_patients_and_are_told_which_scope(api, orgs, to
             assert details(response)["error_code"] == "SCOPE_REQUIRED"
             assert details(response)["scope"] == PATIENTS_READ
             assert "patients:read" in details(response)["message"]
+
+
+def test_a_clerk_role_without_the_scope_is_told_which_scope(api, orgs, issuer):
+    headers = bearer(issuer.mint("org_a", "member"))
+    for method, template in DATA_ENDPOINTS:
+        response = api.open(method, url(template, "org_a"), headers=headers)
+        assert response.status_code == 403 and details(response)["scope"] == PATIENTS_READ, template
+    assert api.post("/api/v1/sync/start/org_a", headers=headers).status_code == 200
 
 
 def test_a_read_only_token_cannot_sync(api, orgs):
