@@ -11,7 +11,9 @@ from sqlalchemy import select
 from .auth import ROLES
 from .errors import AppError
 from .extensions import db
-from .models import ApiToken, Membership, Organization, User
+from .models import ApiToken, Membership, NotificationTarget, Organization, User
+from .notify import EVENT_TYPES
+from .notify import targets as notify_targets
 from .sync.engine import run_in_foreground
 from .sync.plan import ALL_MODES, DEFAULT_MODE, IMPORT_MODE, cli_job_id
 from .sync.runs import create_run
@@ -22,6 +24,7 @@ tokens_cli = AppGroup("tokens", help="Manage API tokens.")
 demo_cli = AppGroup("demo", help="The demo clinic `make run` starts with.")
 sync_cli = AppGroup("sync", help="Run syncs from the terminal.")
 cliniko_cli = AppGroup("cliniko", help="Cliniko tools (the simulator).")
+notify_cli = AppGroup("notify", help="Sync notifications: email recipients and signed webhooks.")
 
 
 def _org_or_fail(org_id):
@@ -192,7 +195,52 @@ def simulate(port, host, patients, appointments, latency_ms, seed, rate_limit, k
     )
 
 
+@notify_cli.command("add")
+@click.argument("org_id")
+@click.option("--email", "emails", multiple=True, help="A recipient (repeatable, or comma-separated).")
+@click.option(
+    "--webhook", "url", default=None, help="An http(s) endpoint; its signing secret is printed last."
+)
+@click.option(
+    "--events",
+    default="",
+    help=f"Comma-separated, of {', '.join(EVENT_TYPES)} (default: all but sync.completed).",
+)
+def notify_add(org_id, emails, url, events):
+    """Notify email recipients or a webhook endpoint of an organization's sync events."""
+    org = _org_or_fail(org_id)
+    if bool(emails) == bool(url):
+        raise click.ClickException("give --email ADDRESS or --webhook URL")
+    try:
+        if emails:
+            target = notify_targets.add_email(org, ",".join(emails), events)
+            click.echo(
+                f"notification {target.id}: email {target.label} for {org.id} ({', '.join(target.events)})"
+            )
+            return
+        target, secret = notify_targets.add_webhook(org, url, events)
+    except AppError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"notification {target.id}: webhook {target.url} for {org.id} ({', '.join(target.events)})")
+    click.echo("signing secret (shown once):")
+    click.echo(secret)
+
+
+@notify_cli.command("list")
+@click.argument("org_id")
+def notify_list(org_id):
+    """List an organization's notification targets (secrets are never shown again)."""
+    org = _org_or_fail(org_id)
+    stmt = select(NotificationTarget).where(NotificationTarget.organization_id == org.id)
+    targets = db.session.execute(stmt.order_by(NotificationTarget.id)).scalars().all()
+    if not targets:
+        click.echo(f"no notifications for {org.id}")
+    for target in targets:
+        state = "on" if target.enabled else f"off since {target.disabled_at:%Y-%m-%d %H:%M} UTC"
+        click.echo(f"{target.id}\t{target.kind}\t{target.label}\t{','.join(target.events)}\t{state}")
+
+
 def register_cli(app):
     """Attach the operator command groups."""
-    for group in (orgs_cli, users_cli, tokens_cli, demo_cli, sync_cli, cliniko_cli):
+    for group in (orgs_cli, users_cli, tokens_cli, demo_cli, sync_cli, cliniko_cli, notify_cli):
         app.cli.add_command(group)

@@ -111,6 +111,19 @@ def load_config(instance_path, env=None, overrides=None):
         "WTF_CSRF_TIME_LIMIT": None,
         "RQ_QUEUE": env.get("RQ_QUEUE", "routiq"),
         "SYNC_JOB_TIMEOUT_SECONDS": int(env.get("SYNC_JOB_TIMEOUT_SECONDS", 6 * 3600)),
+        # Notifications (issue 12): SMTP_URL wins over the SMTP_HOST settings above.
+        "SMTP_URL": env.get("SMTP_URL", ""),
+        "MAIL_FROM": env.get("MAIL_FROM") or env.get("SMTP_FROM") or "Routiq Admin <no-reply@localhost>",
+        "PUBLIC_URL": (env.get("PUBLIC_URL") or "http://127.0.0.1:5000").rstrip("/"),
+        # Seconds between delivery tries: 6 tries over about an hour by default.
+        "NOTIFY_RETRY_INTERVALS": [
+            int(s) for s in env.get("NOTIFY_RETRY_INTERVALS", "60,300,600,1200,1800").split(",") if s.strip()
+        ],
+        "NOTIFY_TIMEOUT_SECONDS": float(env.get("NOTIFY_TIMEOUT_SECONDS", 10)),
+        "NOTIFY_DISABLE_AFTER_HOURS": float(env.get("NOTIFY_DISABLE_AFTER_HOURS", 24)),
+        "NOTIFY_SLOW_SECONDS": float(env.get("NOTIFY_SLOW_SECONDS", 600)),
+        # Webhooks to loopback/private addresses are refused in production (SSRF).
+        "NOTIFY_ALLOW_PRIVATE_URLS": _bool(env.get("NOTIFY_ALLOW_PRIVATE_URLS"), app_env != "production"),
     }
     settings.update(overrides or {})
     return settings
