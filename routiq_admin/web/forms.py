@@ -176,7 +176,7 @@ def _events_field(prefix):
     return SelectMultipleField(
         "Events",
         id=f"{prefix}-events",
-        choices=[(e, e) for e in EVENT_TYPES],
+        choices=list(EVENT_TYPES),
         default=list(DEFAULT_EVENTS),
         validators=[_checked_events],
         widget=ListWidget(prefix_label=False),
