@@ -1,7 +1,7 @@
 """Notification settings for org admins (email recipients, webhook endpoints), and the run page's
 "delivery failed" notice."""
 
-from flask import Blueprint, flash, g, redirect, url_for
+from flask import Blueprint, flash, has_request_context, redirect, request, url_for
 from sqlalchemy import select
 
 from ..auth import require_person, require_principal
@@ -35,6 +35,11 @@ def _target(org, target_id):
     return get_for_org(NotificationTarget, org.id, id=target_id)
 
 
+def _scratch():
+    # Per request, not `g`: what one response shows once (a secret) must not leak into the next.
+    return request.environ.setdefault("routiq.notify", {}) if has_request_context() else {}
+
+
 def panel(org):
     """Return what settings/_notifications.html shows for an organization."""
     targets = list(
@@ -62,7 +67,8 @@ def panel(org):
         )
         for attempt in db.session.execute(stmt).scalars():
             attempts.setdefault(attempt.delivery_id, []).append(attempt)
-    forms = g.get("notify_forms", {})
+    scratch = _scratch()
+    forms = scratch.get("forms", {})
     return {
         "targets": targets,
         "disabled": [t for t in targets if not t.enabled],
@@ -71,7 +77,7 @@ def panel(org):
         "by_id": {t.id: t for t in targets},
         "email_form": forms.get("email") or EmailTargetForm(formdata=None),
         "webhook_form": forms.get("webhook") or WebhookTargetForm(formdata=None),
-        "new_secret": g.get("notify_new_secret"),
+        "new_secret": scratch.get("new_secret"),
         "event_types": EVENT_TYPES,
     }
 
@@ -98,7 +104,7 @@ def _template_helpers():
 
 
 def _refused(org, me, kind, form):
-    g.notify_forms = {kind: form}
+    _scratch()["forms"] = {kind: form}
     return settings._page(org, me, status=422)
 
 
@@ -122,7 +128,7 @@ def add_webhook(org_id):
     if not form.validate():
         return _refused(org, me, "webhook", form)
     target, secret = notify_targets.add_webhook(org, form.url.data, form.events.data)
-    g.notify_new_secret = {"target": target, "value": secret}
+    _scratch()["new_secret"] = {"target": target, "value": secret}
     return settings._page(org, me)
 
 
