@@ -122,6 +122,8 @@ def seed_demo(api_key):
         db.session.add(user)
     user.set_password(password)
     db.session.commit()
+    if not db.session.execute(select(NotificationTarget).filter_by(organization_id=org.id)).first():
+        notify_targets.add_email(org, DEMO_EMAIL)  # failures reach `make run`'s mail sink
     click.echo(f"Demo login: {DEMO_EMAIL} / {password}")
 
 

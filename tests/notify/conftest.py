@@ -14,6 +14,7 @@ import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from tests.conftest import serve_simulator, start_process, stop, subprocess_env
+from tests.web.conftest import browser, htmx_js, open_page  # noqa: F401 (the browser fixtures)
 
 GOOD_KEY = "notify-good-key-au1"
 BAD_KEY = "notify-bad-key-au1"

@@ -169,7 +169,7 @@ def test_smtp_down_shows_on_the_run_page_and_breaks_nothing(make_app):
         page = client.get(f"/orgs/{org.id}/syncs/{run.sync_id}")
         html = page.get_data(as_text=True)
         assert page.status_code == 200 and "Notification delivery failed" in html
-        assert "ConnectionRefusedError" in html and "gave up after 1 tries" in html
+        assert "ConnectionRefusedError" in html and "gave up after 1 try" in html
         assert client.get(f"/orgs/{org.id}").status_code == 200
         assert client.get(f"/orgs/{org.id}/settings").status_code == 200
         other = make_run(org.id, "completed")

@@ -18,7 +18,13 @@ def _failed(org, age=timedelta(minutes=1), **fields):
         "error_code": "INVALID_CREDENTIALS",
         "message": "Key rejected",
     }
-    return make_run(org.id, "failed", age=age, errors=[{**error, "entity": None, "at": "x"}], **fields)
+    return make_run(
+        org.id,
+        "failed",
+        age=age,
+        errors=[{**error, "entity": None, "at": "2026-12-02T03:00:02.000Z"}],
+        **fields,
+    )
 
 
 def _events(org):
