@@ -124,3 +124,14 @@ def test_emit_by_hand_without_a_run(app):
     event = notify.emit(org.id, "sync.paused")
     assert event.type == "sync.paused" and event.payload["data"]["sync_id"] is None
     assert notify.emit(org.id, "sync.paused") is not None  # run-less events are not deduplicated
+
+
+def test_a_run_cleanup_fails_raises_sync_failed(app):
+    from routiq_admin.sync.runs import cleanup_stale
+
+    org = make_org()
+    targets.add_email(org, "ops@clinic.example", ["sync.failed"])
+    lost = make_run(org.id, "running", age=timedelta(hours=2), job_id="cli-lost-worker")
+    assert [r.sync_id for r in cleanup_stale([org.id])] == [lost.sync_id]
+    event = db.session.execute(select(NotificationEvent)).scalar_one()
+    assert event.type == "sync.failed" and event.payload["data"]["error"]["error_code"] == "SYNC_STALE"
