@@ -8,7 +8,7 @@ import redis
 from flask import current_app
 from rq import Retry
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 
 from ..errors import QueueUnavailable
 from ..extensions import db, get_queue
@@ -186,7 +186,7 @@ def run_finished(run, outcome=None):
             return []
         types = decide(run, outcome)
         return [e for e in (emit(run.organization_id, t, run) for t in types) if e is not None]
-    except (SQLAlchemyError, redis.RedisError, QueueUnavailable, OSError) as exc:
+    except Exception as exc:  # the run is already final: a notification problem must not touch it
         db.session.rollback()
         log.error("notifications for %s not emitted: %s", run.sync_id, type(exc).__name__)
         return []

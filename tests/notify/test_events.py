@@ -135,3 +135,16 @@ def test_a_run_cleanup_fails_raises_sync_failed(app):
     assert [r.sync_id for r in cleanup_stale([org.id])] == [lost.sync_id]
     event = db.session.execute(select(NotificationEvent)).scalar_one()
     assert event.type == "sync.failed" and event.payload["data"]["error"]["error_code"] == "SYNC_STALE"
+
+
+def test_redis_down_leaves_the_delivery_pending_and_the_caller_unharmed(make_app):
+    from tests.notify.conftest import free_port
+
+    app = make_app(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    with app.app_context():
+        org = make_org()
+        targets.add_email(org, "ops@clinic.example", ["sync.failed"])
+        run = _failed(org)
+        [event] = notify.run_finished(run)
+        delivery = db.session.execute(select(NotificationDelivery)).scalar_one()
+        assert delivery.event_id == event.id and delivery.status == "pending"
