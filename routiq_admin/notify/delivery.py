@@ -122,7 +122,7 @@ def deliver(delivery_id):
     delivery = db.session.get(NotificationDelivery, delivery_id)
     if delivery is None or delivery.status != "pending":
         return delivery.status if delivery else None
-    target, now = delivery.target, utcnow()
+    target = delivery.target
     if not target.enabled:
         delivery.status, delivery.last_error = "failed", "The target is disabled"
         db.session.commit()

@@ -17,7 +17,6 @@ from tests.conftest import serve_simulator, start_process, stop, subprocess_env
 from tests.web.conftest import browser, htmx_js, open_page  # noqa: F401 (the browser fixtures)
 
 GOOD_KEY = "notify-good-key-au1"
-BAD_KEY = "notify-bad-key-au1"
 # Fast retries for tests: 3 tries, 1 s apart; webhook timeout 1 s.
 FAST = {"NOTIFY_RETRY_INTERVALS": [1, 1], "NOTIFY_TIMEOUT_SECONDS": 1.0}
 FAST_ENV = {"NOTIFY_RETRY_INTERVALS": "1,1", "NOTIFY_TIMEOUT_SECONDS": "1"}
@@ -125,7 +124,7 @@ def receiver():
 
 @pytest.fixture
 def small_sim():
-    """A small simulator that accepts only GOOD_KEY (BAD_KEY fails with invalid_credentials)."""
+    """A small simulator that accepts only GOOD_KEY."""
     yield from serve_simulator(patients=5, appointments=5, keys=[GOOD_KEY])
 
 

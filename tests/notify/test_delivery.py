@@ -12,7 +12,7 @@ from routiq_admin.notify.delivery import deliver
 from routiq_admin.sync.runs import start_sync
 from tests.conftest import wait_for
 from tests.factories import login, make_org, make_run, make_user
-from tests.notify.conftest import BAD_KEY, FAST, GOOD_KEY, free_port
+from tests.notify.conftest import FAST, GOOD_KEY, free_port
 
 PUBLIC = "https://routiq.example.org"
 
@@ -33,43 +33,54 @@ def _finished(run):
     return _fresh(SyncRun, run.id).status in ("completed", "failed", "cancelled")
 
 
-def test_each_failed_run_sends_one_email_and_one_signed_webhook(
+def _run_to_the_end(org, n, smtp_sink, receiver):
+    """Start a scheduled run; wait until it finished and its n-th email and webhook arrived."""
+    run = start_sync(org, trigger="scheduled")
+    wait_for(lambda: _finished(run), timeout=60, message="the run to finish")
+    wait_for(
+        lambda: len(smtp_sink.messages) >= n and len(receiver.delivered()) >= n,
+        timeout=60,
+        message=f"notification {n}",
+    )
+    return _fresh(SyncRun, run.id)
+
+
+def test_each_failed_run_sends_one_email_and_one_signed_webhook_then_recovered(
     notify_app, smtp_sink, receiver, start_worker, small_sim
 ):
-    org = make_org("org_failing", "Bondi Physio", api_key=BAD_KEY)
-    targets.add_email(org, "ops@clinic.example", ["sync.failed"])
-    _, secret = targets.add_webhook(org, receiver.url, ["sync.failed"])
+    org = make_org("org_failing", "Bondi Physio", api_key=GOOD_KEY)
+    targets.add_email(org, "ops@clinic.example", ["sync.failed", "sync.recovered"])
+    _, secret = targets.add_webhook(org, receiver.url, ["sync.failed", "sync.recovered"])
     receiver.secret = secret
     _, log = start_worker(PUBLIC_URL=PUBLIC)
-    runs = []
-    for n in (1, 2):
-        run = start_sync(org, trigger="scheduled")
-        wait_for(lambda run=run: _finished(run), timeout=60, message="the run to finish")
-        wait_for(
-            lambda n=n: len(smtp_sink.messages) >= n and len(receiver.delivered()) >= n,
-            timeout=60,
-            message=f"notification {n}",
-        )
-        runs.append(_fresh(SyncRun, run.id))
+    small_sim.simulator.inject("malformed_json", count=None)  # Cliniko starts failing
+    runs = [_run_to_the_end(org, n, smtp_sink, receiver) for n in (1, 2)]
     assert [r.status for r in runs] == ["failed", "failed"]
     assert len(smtp_sink.messages) == 2 and len(receiver.requests) == 2
     for run, message, request in zip(runs, smtp_sink.messages, receiver.requests, strict=True):
         assert message["to"] == ["ops@clinic.example"]
         content = message["content"]
         assert message["subject"] == "[Routiq] Sync failed: Bondi Physio"
-        assert run.sync_id in content and "invalid_credentials" in content
+        assert run.sync_id in content and "invalid_data_format" in content
         assert f"{PUBLIC}/orgs/org_failing/syncs/{run.sync_id}" in content
         assert request["verified"], "the receiver verified the signature with the endpoint's secret"
         body = request["body"]
         assert body["type"] == "sync.failed" and request["headers"]["webhook-id"] == body["id"]
         assert body["data"]["sync_id"] == run.sync_id and body["data"]["status"] == "failed"
-        assert body["data"]["error"]["error_type"] == "invalid_credentials"
+        assert body["data"]["error"]["error_type"] == "invalid_data_format"
         assert body["data"]["trigger"] == "scheduled" and body["data"]["organization_id"] == org.id
     assert receiver.requests[0]["body"]["id"] != receiver.requests[1]["body"]["id"]
+    small_sim.simulator.clear_faults()  # fixed
+    recovered = _run_to_the_end(org, 3, smtp_sink, receiver)
+    assert recovered.status == "completed"
+    assert smtp_sink.messages[2]["subject"] == "[Routiq] Sync recovered: Bondi Physio"
+    assert receiver.requests[2]["body"]["type"] == "sync.recovered" and receiver.requests[2]["verified"]
+    assert receiver.requests[2]["body"]["data"]["error"] is None
+    assert len(smtp_sink.messages) == 3 and len(receiver.requests) == 3
     logged = log.read_text()
     assert "job notify-" in logged  # this is the worker that delivered
     assert secret not in logged and secret.removeprefix("whsec_") not in logged
-    assert BAD_KEY not in logged and all(BAD_KEY not in m["raw"] for m in smtp_sink.messages)
+    assert GOOD_KEY not in logged and all(GOOD_KEY not in m["raw"] for m in smtp_sink.messages)
 
 
 def test_a_completed_run_notification_carries_no_patient_data(
