@@ -13,8 +13,7 @@ def main():
     with app.app_context():
         queue = get_queue(app)
         logging.getLogger(__name__).info("worker listening on queue %s", queue.name)
-        # with_scheduler: RQ moves retried notification deliveries back to the queue when due.
-        Worker([queue], connection=get_redis(app)).work(with_scheduler=True)
+        Worker([queue], connection=get_redis(app)).work()
 
 
 if __name__ == "__main__":

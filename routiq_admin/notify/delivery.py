@@ -5,12 +5,14 @@ import logging
 import smtplib
 from datetime import timedelta
 
+import redis
 import requests
 from flask import current_app
+from rq_scheduler import Scheduler
 
 from .. import mail
-from ..errors import ValidationError
-from ..extensions import db
+from ..errors import QueueUnavailable, ValidationError
+from ..extensions import db, get_queue, get_redis
 from ..models import NotificationAttempt, NotificationDelivery, Organization, utcnow
 from .signing import signed_headers
 from .targets import check_url
@@ -28,8 +30,43 @@ TITLES = {
 }
 
 
+DELIVER_FUNC = "workers.jobs.deliver_notification"
+
+
 class DeliveryFailed(Exception):
-    """This try failed; RQ runs the job again after the next retry interval."""
+    """A try could not even start (no SMTP configured)."""
+
+
+def enqueue(delivery_id, attempt=1, delay=None):
+    """Queue try number `attempt` of a delivery now, or after `delay` seconds through rq-scheduler.
+
+    Redis down leaves the delivery pending (logged); the sync that raised it is not touched.
+    """
+    config = current_app.config
+    options = {"job_id": f"notify-{delivery_id}-{attempt}"}
+    timeout = int(config["NOTIFY_TIMEOUT_SECONDS"] * 3 + 30)
+    try:
+        if delay is None:
+            get_queue().enqueue(
+                DELIVER_FUNC,
+                delivery_id,
+                job_timeout=timeout,
+                result_ttl=24 * 3600,
+                description=f"notification delivery {delivery_id}",
+                **options,
+            )
+        else:
+            Scheduler(queue_name=config["RQ_QUEUE"], connection=get_redis()).enqueue_in(
+                timedelta(seconds=delay),
+                DELIVER_FUNC,
+                delivery_id,
+                timeout=timeout,
+                job_result_ttl=24 * 3600,
+                job_description=f"notification delivery {delivery_id} (retry)",
+                **options,
+            )
+    except (redis.RedisError, QueueUnavailable, OSError):
+        log.warning("queue unavailable: notification delivery %s stays pending", delivery_id)
 
 
 def run_link(org_id, sync_id):
@@ -115,7 +152,7 @@ def _try(delivery):
 
 
 def deliver(delivery_id):
-    """Make the next try of a delivery; raise DeliveryFailed when RQ should retry it.
+    """Make the next try of a delivery; on failure schedule the next one, or give up.
 
     Idempotent per (event, target): a delivered or abandoned delivery is never sent again.
     """
@@ -149,10 +186,11 @@ def deliver(delivery_id):
             f"Every delivery failed since {target.failing_since:%Y-%m-%d %H:%M} UTC ({error})"
         )
         log.warning("notification target %s disabled after failing since %s", target.id, target.failing_since)
-    tries = len(current_app.config["NOTIFY_RETRY_INTERVALS"]) + 1
-    if delivery.attempts >= tries or not target.enabled:
+    intervals = current_app.config["NOTIFY_RETRY_INTERVALS"]
+    if delivery.attempts > len(intervals) or not target.enabled:
         delivery.status = "failed"
         db.session.commit()
         return delivery.status
     db.session.commit()
-    raise DeliveryFailed(f"delivery {delivery.id} try {delivery.attempts} of {tries} failed: {error}")
+    enqueue(delivery.id, attempt=delivery.attempts + 1, delay=intervals[delivery.attempts - 1])
+    return "retrying"

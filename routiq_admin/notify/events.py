@@ -4,16 +4,14 @@ import logging
 import secrets
 from datetime import timedelta
 
-import redis
 from flask import current_app
-from rq import Retry
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from ..errors import QueueUnavailable
-from ..extensions import db, get_queue
+from ..extensions import db
 from ..models import NotificationDelivery, NotificationEvent, NotificationTarget, SyncRun, utcnow
 from ..timefmt import iso
+from .delivery import enqueue
 
 log = logging.getLogger(__name__)
 
@@ -156,24 +154,6 @@ def emit(org_id, event_type, run=None, *, only=None):
     for delivery in deliveries:
         enqueue(delivery.id)
     return event
-
-
-def enqueue(delivery_id):
-    """Queue one delivery's job with its retry schedule; Redis down leaves it pending (logged)."""
-    intervals = current_app.config["NOTIFY_RETRY_INTERVALS"]
-    try:
-        get_queue().enqueue(
-            "workers.jobs.deliver_notification",
-            delivery_id,
-            job_id=f"notify-{delivery_id}",
-            retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
-            job_timeout=int(current_app.config["NOTIFY_TIMEOUT_SECONDS"] * 3 + 30),
-            result_ttl=24 * 3600,
-            failure_ttl=7 * 24 * 3600,
-            description=f"notification delivery {delivery_id}",
-        )
-    except (redis.RedisError, QueueUnavailable, OSError):
-        log.warning("queue unavailable: notification delivery %s stays pending", delivery_id)
 
 
 def run_finished(run, outcome=None):

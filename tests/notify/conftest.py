@@ -14,7 +14,6 @@ import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from tests.conftest import serve_simulator, start_process, stop, subprocess_env
-from tests.web.conftest import browser, htmx_js, open_page  # noqa: F401 (the browser fixtures)
 
 GOOD_KEY = "notify-good-key-au1"
 # Fast retries for tests: 3 tries, 1 s apart; webhook timeout 1 s.
@@ -112,14 +111,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
 
-@pytest.fixture
-def receiver():
+def serve_receiver():
+    """Yield a Receiver served from a thread (for fixtures)."""
     server = Receiver()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    yield from serve_receiver()
 
 
 @pytest.fixture
@@ -130,21 +134,27 @@ def small_sim():
 
 @pytest.fixture
 def start_worker(base_config, small_sim, smtp_sink, tmp_path):
-    """Start real RQ workers (RQ's scheduler on, for retries) pointed at the simulator and the sink.
+    """Start a real RQ worker pointed at the simulator and the sink, and the real scheduler process
+    that brings retries back (polling every 0.5 s, no periodic sync tick).
 
-    Each returns (process, path of its log); extra settings go in as environment variables.
+    Returns (worker process, path of the log both write); extra settings go in as environment.
     """
     procs = []
 
     def start(**extra):
         log = tmp_path / f"worker-{len(procs)}.log"
         env = subprocess_env(
-            base_config, CLINIKO_BASE_URL=small_sim.base_url, SMTP_URL=smtp_sink.url, **{**FAST_ENV, **extra}
+            base_config,
+            CLINIKO_BASE_URL=small_sim.base_url,
+            SMTP_URL=smtp_sink.url,
+            SCHEDULER_POLL_SECONDS="0.5",
+            ENABLE_SYNC_SCHEDULER="false",
+            **{**FAST_ENV, **extra},
         )
         with open(log, "wb") as out:
-            proc = start_process(["-m", "workers.worker"], env, stdout=out, stderr=subprocess.STDOUT)
-        procs.append(proc)
-        return proc, log
+            for module in ("workers.scheduler", "workers.worker"):
+                procs.append(start_process(["-m", module], env, stdout=out, stderr=subprocess.STDOUT))
+        return procs[-1], log
 
     yield start
     for proc in procs:

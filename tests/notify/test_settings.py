@@ -101,8 +101,8 @@ def test_send_test_event_queues_a_signed_delivery_to_that_target_only(client, re
     from rq import Queue
 
     queue = Queue("routiq-test", connection=redis_conn)
-    assert f"notify-{delivery.id}" in queue.job_ids  # its own RQ job, the row id its only argument
-    assert queue.fetch_job(f"notify-{delivery.id}").args == (delivery.id,)
+    assert f"notify-{delivery.id}-1" in queue.job_ids  # its own RQ job, the row id its only argument
+    assert queue.fetch_job(f"notify-{delivery.id}-1").args == (delivery.id,)
     page = client.get(f"/orgs/{org.id}/settings").get_data(as_text=True)
     assert "sync.test" in page and "waiting for a worker" in page
 

@@ -1,5 +1,6 @@
-"""The Notifications panel and the run page's delivery notice in real Chromium: no console or CSP
-errors, no sideways scroll at 375 px, "Send test event" by mouse; screenshots for the README."""
+"""Notifications in real Chromium (tests/notify has the rest): the settings panel and the run page's
+delivery notice, no console or CSP errors, no sideways scroll at 375 px, "Send test event" by mouse;
+screenshots for the README."""
 
 import re
 import threading
@@ -12,10 +13,15 @@ from routiq_admin import notify
 from routiq_admin.extensions import db
 from routiq_admin.models import NotificationDelivery, NotificationEvent
 from routiq_admin.notify import targets
-from routiq_admin.notify.delivery import DeliveryFailed, deliver
+from routiq_admin.notify.delivery import deliver
 from tests.factories import make_org, make_run, make_user
-from tests.notify.conftest import free_port
+from tests.notify.conftest import free_port, serve_receiver
 from tests.web.conftest import screenshot, sign_in
+
+
+@pytest.fixture
+def receiver():
+    yield from serve_receiver()
 
 
 @pytest.fixture
@@ -35,11 +41,11 @@ def notify_site(make_app):
 
 
 def _try_until_settled(delivery_id):
+    """Make every try of a delivery here, without waiting for the retry intervals."""
     for _ in range(5):
-        try:
-            return deliver(delivery_id)
-        except DeliveryFailed:
-            continue
+        status = deliver(delivery_id)
+        if status != "retrying":
+            return status
     return None
 
 
