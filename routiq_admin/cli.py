@@ -12,7 +12,9 @@ from . import crypto, logs
 from .auth import ROLES
 from .errors import AppError
 from .extensions import db
-from .models import DEFAULT_SCOPES, SCOPES, ApiToken, Membership, Organization, User
+from .models import DEFAULT_SCOPES, SCOPES, ApiToken, Membership, NotificationTarget, Organization, User
+from .notify import EVENT_TYPES
+from .notify import targets as notify_targets
 from .sync.engine import run_in_foreground
 from .sync.plan import ALL_MODES, DEFAULT_MODE, IMPORT_MODE, cli_job_id
 from .sync.runs import create_run
@@ -24,6 +26,7 @@ demo_cli = AppGroup("demo", help="The demo clinic `make run` starts with.")
 sync_cli = AppGroup("sync", help="Run syncs from the terminal.")
 cliniko_cli = AppGroup("cliniko", help="Cliniko tools (the simulator).")
 keys_cli = AppGroup("keys", help="ENCRYPTION_KEY rotation.")
+notify_cli = AppGroup("notify", help="Sync notifications: email recipients and signed webhooks.")
 
 
 def _org_or_fail(org_id):
@@ -131,6 +134,8 @@ def seed_demo(api_key):
         db.session.add(user)
     user.set_password(password)
     db.session.commit()
+    if not db.session.execute(select(NotificationTarget).filter_by(organization_id=org.id)).first():
+        notify_targets.add_email(org, DEMO_EMAIL)  # failures reach `make run`'s mail sink
     click.echo(f"Demo login: {DEMO_EMAIL} / {password}")
 
 
@@ -240,7 +245,52 @@ def rotate_keys():
         click.echo(f"{skipped} key(s) changed while rotating: run it again", err=True)
 
 
+@notify_cli.command("add")
+@click.argument("org_id")
+@click.option("--email", "emails", multiple=True, help="A recipient (repeatable, or comma-separated).")
+@click.option(
+    "--webhook", "url", default=None, help="An http(s) endpoint; its signing secret is printed last."
+)
+@click.option(
+    "--events",
+    default="",
+    help=f"Comma-separated, of {', '.join(EVENT_TYPES)} (default: all but sync.completed).",
+)
+def notify_add(org_id, emails, url, events):
+    """Notify email recipients or a webhook endpoint of an organization's sync events."""
+    org = _org_or_fail(org_id)
+    if bool(emails) == bool(url):
+        raise click.ClickException("give --email ADDRESS or --webhook URL")
+    try:
+        if emails:
+            target = notify_targets.add_email(org, ",".join(emails), events)
+            click.echo(
+                f"notification {target.id}: email {target.label} for {org.id} ({', '.join(target.events)})"
+            )
+            return
+        target, secret = notify_targets.add_webhook(org, url, events)
+    except AppError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"notification {target.id}: webhook {target.url} for {org.id} ({', '.join(target.events)})")
+    click.echo("signing secret (shown once):")
+    click.echo(secret)
+
+
+@notify_cli.command("list")
+@click.argument("org_id")
+def notify_list(org_id):
+    """List an organization's notification targets (secrets are never shown again)."""
+    org = _org_or_fail(org_id)
+    stmt = select(NotificationTarget).where(NotificationTarget.organization_id == org.id)
+    targets = db.session.execute(stmt.order_by(NotificationTarget.id)).scalars().all()
+    if not targets:
+        click.echo(f"no notifications for {org.id}")
+    for target in targets:
+        state = "on" if target.enabled else f"off since {target.disabled_at:%Y-%m-%d %H:%M} UTC"
+        click.echo(f"{target.id}\t{target.kind}\t{target.label}\t{','.join(target.events)}\t{state}")
+
+
 def register_cli(app):
     """Attach the operator command groups."""
-    for group in (orgs_cli, users_cli, tokens_cli, demo_cli, sync_cli, cliniko_cli, keys_cli):
+    for group in (orgs_cli, users_cli, tokens_cli, demo_cli, sync_cli, cliniko_cli, keys_cli, notify_cli):
         app.cli.add_command(group)

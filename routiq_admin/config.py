@@ -131,6 +131,19 @@ def load_config(instance_path, env=None, overrides=None):
         "LOG_LEVEL": env.get("LOG_LEVEL") or "INFO",
         # Request metrics only in gunicorn workers (gunicorn.conf.py sets both), never in RQ horses.
         "WEB_REQUEST_METRICS": bool(env.get("PROMETHEUS_MULTIPROC_DIR") and env.get("ROUTIQ_WEB_WORKER")),
+        # Notifications (issue 12): SMTP_URL wins over the SMTP_HOST settings above.
+        "SMTP_URL": env.get("SMTP_URL", ""),
+        "MAIL_FROM": env.get("MAIL_FROM") or env.get("SMTP_FROM") or "Routiq Admin <no-reply@localhost>",
+        "PUBLIC_URL": (env.get("PUBLIC_URL") or "http://127.0.0.1:5000").rstrip("/"),
+        # Seconds between delivery tries: 6 tries over about an hour by default.
+        "NOTIFY_RETRY_INTERVALS": [
+            int(s) for s in env.get("NOTIFY_RETRY_INTERVALS", "60,300,600,1200,1800").split(",") if s.strip()
+        ],
+        "NOTIFY_TIMEOUT_SECONDS": float(env.get("NOTIFY_TIMEOUT_SECONDS", 10)),
+        "NOTIFY_DISABLE_AFTER_HOURS": float(env.get("NOTIFY_DISABLE_AFTER_HOURS", 24)),
+        "NOTIFY_SLOW_SECONDS": float(env.get("NOTIFY_SLOW_SECONDS", 600)),
+        # Webhooks to loopback/private addresses are refused in production (SSRF).
+        "NOTIFY_ALLOW_PRIVATE_URLS": _bool(env.get("NOTIFY_ALLOW_PRIVATE_URLS"), app_env != "production"),
     }
     settings.update(overrides or {})
     return settings

@@ -26,6 +26,13 @@ def main():
         port = devredis.free_port()
         env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
         manager.add_process("redis", f"{PY} -m routiq_admin.devredis {port}", env=env)
+    mail_note = f"Mail: {env.get('SMTP_URL') or env.get('SMTP_HOST')}"
+    if not env.get("SMTP_URL") and not env.get("SMTP_HOST"):
+        # A local SMTP sink that prints every message (invitations, sync notifications) here.
+        smtp_port = devredis.free_port()
+        env["SMTP_URL"] = f"smtp://127.0.0.1:{smtp_port}?starttls=0"
+        manager.add_process("mail", f"{PY} -m aiosmtpd -n -l 127.0.0.1:{smtp_port}", env=env)
+        mail_note = f"Mail: printed below as `mail |` (an SMTP sink on 127.0.0.1:{smtp_port})"
     flask = [PY, "-m", "flask", "--app", "wsgi"]
     subprocess.run([*flask, "db", "upgrade"], env=env, check=True)
     subprocess.run([*flask, "demo", "seed"], env=env, check=True)
@@ -34,7 +41,8 @@ def main():
     manager.add_process("web", f"{PY} -m gunicorn -c gunicorn.conf.py wsgi:app", env=env)
     manager.add_process("worker", f"{PY} -m workers.worker", env=env)
     manager.add_process("scheduler", f"{PY} -m workers.scheduler", env=env)
-    print(f"\n  Routiq Admin: http://127.0.0.1:{env['PORT']}/  (Ctrl-C stops everything)\n", flush=True)
+    print(f"\n  Routiq Admin: http://127.0.0.1:{env['PORT']}/  (Ctrl-C stops everything)", flush=True)
+    print(f"  {mail_note}\n", flush=True)
     manager.loop()
     sys.exit(manager.returncode)
 

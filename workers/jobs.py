@@ -3,6 +3,7 @@
 from rq import get_current_job
 
 from routiq_admin import create_app
+from routiq_admin.notify.delivery import deliver
 from routiq_admin.sync.engine import SyncEngine
 from routiq_admin.sync.tick import tick
 
@@ -25,3 +26,10 @@ def scheduler_tick():
 def ping(value):
     """Return what it was given (a trivial job to prove a worker runs)."""
     return value
+
+
+def deliver_notification(delivery_id):
+    """Make one try at a notification delivery (the row id is the only argument)."""
+    app = create_app()
+    with app.app_context():
+        return deliver(delivery_id)

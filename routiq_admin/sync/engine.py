@@ -14,6 +14,7 @@ from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from .. import notify
 from ..cliniko import parse
 from ..cliniko.client import ClinikoClient
 from ..cliniko.errors import ClinikoError, InvalidCredentials, InvalidDataFormat
@@ -239,6 +240,7 @@ class SyncEngine:
         if not done:
             log.warning("sync %s: run row no longer ours; final status %s not written", self.sync_id, status)
             return None
+        notify.run_finished(db.session.get(SyncRun, self.run_id))
         if status == "completed":
             p = self.counts.get("patients", {}).get("fetched", 0)
             a = self.counts.get("appointments", {}).get("fetched", 0)

@@ -13,6 +13,7 @@ from rq.job import Job
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from .. import notify
 from ..cliniko.errors import CredentialsNotFound
 from ..errors import AppError, QueueUnavailable, SyncAlreadyRunning, SyncNotActive, ValidationError
 from ..extensions import db, get_queue, get_redis
@@ -219,5 +220,6 @@ def cleanup_stale(org_ids=None):
             errors=[*(run.errors or []), error_entry("internal_error", "SYNC_STALE", reason)],
         ):
             log.warning("cleaned up stale sync %s: %s", run.sync_id, reason)
+            notify.run_finished(run)
             cleaned.append(run)
     return cleaned

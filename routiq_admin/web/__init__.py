@@ -3,9 +3,9 @@
 
 def register_web(app):
     """Register the dashboard blueprints, template filters and the `Vary: HX-Request` header."""
-    from . import account, admin, appointments, auth, common, orgs, patients, settings, syncs
+    from . import account, admin, appointments, auth, common, notifications, orgs, patients, settings, syncs
 
-    for module in (auth, account, orgs, syncs, patients, appointments, settings, admin):
+    for module in (auth, account, orgs, syncs, patients, appointments, settings, admin, notifications):
         app.register_blueprint(module.bp)
 
     app.jinja_env.filters.update(

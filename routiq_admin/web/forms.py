@@ -2,12 +2,23 @@
 
 from flask_wtf import FlaskForm
 from markupsafe import Markup
-from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField, ValidationError
+from wtforms import (
+    BooleanField,
+    EmailField,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    ValidationError,
+)
 from wtforms.validators import Length
-from wtforms.widgets import PasswordInput, html_params
+from wtforms.widgets import CheckboxInput, ListWidget, PasswordInput, html_params
 
+from ..errors import AppError
 from ..extensions import db
 from ..models import ORG_ID_PATTERN, PATIENTS_READ, ROLES, SYNC_SCOPE, Organization
+from ..models import ORG_ID_PATTERN, ROLES, Organization
+from ..notify.targets import DEFAULT_EVENTS, EVENT_TYPES, check_url, parse_recipients
 from .common import valid_zone
 
 
@@ -148,3 +159,58 @@ class TokenForm(FlaskForm):
     def scopes(self):
         """Return the scopes the form asks for: always sync, patients:read when ticked."""
         return (SYNC_SCOPE, PATIENTS_READ) if self.patients_read.data else (SYNC_SCOPE,)
+
+
+def _checked_events(form, field):
+    if not field.data:
+        raise ValidationError("Pick at least one event.")
+
+
+def _app_rule(check):
+    """Turn a notify rule's 422 into a form error next to its field."""
+
+    def validator(form, field):
+        try:
+            field.data = check(field.data)
+        except AppError as exc:
+            raise ValidationError(exc.message) from None
+
+    return validator
+
+
+def _events_field(prefix):
+    return SelectMultipleField(
+        "Events",
+        id=f"{prefix}-events",
+        choices=list(EVENT_TYPES),
+        default=list(DEFAULT_EVENTS),
+        validators=[_checked_events],
+        widget=ListWidget(prefix_label=False),
+        option_widget=CheckboxInput(),
+    )
+
+
+class EmailTargetForm(FlaskForm):
+    recipients = StringField(
+        "Email recipients",
+        id="notify-recipients",
+        description="(comma-separated)",
+        validators=[_app_rule(parse_recipients)],
+        render_kw={"maxlength": 2000, "autocomplete": "off", "placeholder": "ops@clinic.example"},
+    )
+    events = _events_field("notify-email")
+
+
+class WebhookTargetForm(FlaskForm):
+    url = StringField(
+        "Webhook URL",
+        id="notify-url",
+        filters=[_strip],
+        validators=[_app_rule(check_url)],
+        render_kw={
+            "maxlength": 2000,
+            "autocomplete": "off",
+            "placeholder": "https://hooks.example.com/routiq",
+        },
+    )
+    events = _events_field("notify-webhook")
