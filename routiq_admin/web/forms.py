@@ -17,7 +17,6 @@ from wtforms.widgets import CheckboxInput, ListWidget, PasswordInput, html_param
 from ..errors import AppError
 from ..extensions import db
 from ..models import ORG_ID_PATTERN, PATIENTS_READ, ROLES, SYNC_SCOPE, Organization
-from ..models import ORG_ID_PATTERN, ROLES, Organization
 from ..notify.targets import DEFAULT_EVENTS, EVENT_TYPES, check_url, parse_recipients
 from .common import valid_zone
 
