@@ -524,6 +524,15 @@ class ClerkUser(db.Model):
     __tablename__ = "clerk_users"
     __table_args__ = (UniqueConstraint("organization_id", "clerk_user_id"),)
 
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    clerk_user_id: Mapped[str] = mapped_column(String(200))
+    clerk_role: Mapped[str | None] = mapped_column(String(64))
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
 
 class NotificationTarget(db.Model):
     """Where an organization's sync events go: email recipients or a signed webhook endpoint."""
@@ -534,10 +543,6 @@ class NotificationTarget(db.Model):
     organization_id: Mapped[str] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"), index=True
     )
-    clerk_user_id: Mapped[str] = mapped_column(String(200))
-    clerk_role: Mapped[str | None] = mapped_column(String(64))
-    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     kind: Mapped[str] = mapped_column(String(16))  # email | webhook
     recipients: Mapped[list] = mapped_column(JSON, default=list)
     url: Mapped[str | None] = mapped_column(String(2000))
