@@ -97,6 +97,7 @@ class SyncEngine:
         self._entity = None
         self._last_commit = 0.0
         self._pending = None
+        self._ahead = None  # the appointments' stream, its first page fetched with the patients'
         # The engine step behind each plan step's name (plan.STEP_PLAN).
         self._step_methods = {
             "reference": self._step_reference,
@@ -178,6 +179,8 @@ class SyncEngine:
             )
             return self._finish("failed")
         finally:
+            if self._ahead is not None:
+                self._ahead.close()
             if self.client is not None:
                 self.client.close()
 
@@ -417,16 +420,26 @@ class SyncEngine:
     # -- steps -------------------------------------------------------------------------
     def _step_reference(self):
         c = self.client
+        # The four lists are independent: their first pages travel together.
         for entity, pages, label in (
-            ("businesses", c.fetch_businesses(), "Businesses"),
-            ("practitioners", c.fetch_practitioners(), "Practitioners"),
-            ("practitioners", c.fetch_practitioners(inactive=True), "Inactive practitioners"),
-            ("appointment_types", c.fetch_appointment_types(), "Appointment types"),
+            ("businesses", c.prefetch(c.fetch_businesses()), "Businesses"),
+            ("practitioners", c.prefetch(c.fetch_practitioners()), "Practitioners"),
+            ("practitioners", c.prefetch(c.fetch_practitioners(inactive=True)), "Inactive practitioners"),
+            ("appointment_types", c.prefetch(c.fetch_appointment_types()), "Appointment types"),
         ):
             self._ingest(entity, pages, label)
         self._commit("Reference data: done")
 
+    def _appointment_pages(self, since):
+        return self.client.fetch_appointments(
+            updated_since=since, include_archived=True, include_cancelled=True
+        )
+
     def _step_patients(self):
+        if self.mode == "comprehensive":
+            # The appointments step comes next and its mark cannot move before it: its first page
+            # travels with the patients' first page.
+            self._ahead = self.client.prefetch(self._appointment_pages(self._mark("appointments")))
         self._incremental(
             "patients",
             lambda since: self.client.fetch_patients(updated_since=since, include_archived=True),
@@ -434,11 +447,10 @@ class SyncEngine:
         )
 
     def _step_appointments(self):
+        ahead, self._ahead = self._ahead, None
         self._incremental(
             "appointments",
-            lambda since: self.client.fetch_appointments(
-                updated_since=since, include_archived=True, include_cancelled=True
-            ),
+            lambda since: ahead if ahead is not None else self._appointment_pages(since),
             "Syncing patient appointments",
         )
         self._fetch_missing_patients()
