@@ -30,7 +30,7 @@ from ..models import (
     utcnow,
 )
 from ..timefmt import iso
-from .activity import refresh_activity
+from .activity import analyze_after_load, refresh_activity
 from .plan import STEP_PLAN, STEPS
 from .upsert import Upserter
 
@@ -264,14 +264,14 @@ class SyncEngine:
     def _set_credentials(self, valid):
         org = db.session.get(Organization, self.org_id)
         org.credentials_valid = valid
-        org.credentials_checked_at = utcnow()
-        db.session.commit()
+        org.credentials_checked_at = utcnow()  # committed with the run's final status
 
     # -- progress ----------------------------------------------------------------------
     def _begin_step(self, name):
         self.step_name = name
         self.step_done = self.step_total = 0
-        self._commit(f"{name}…")
+        # Written with the step's first page (or its end), not in a commit of its own.
+        self._pending = f"{name}…"
 
     def _progress_values(self, now):
         fraction = min(1.0, self.step_done / self.step_total) if self.step_total else 0.0
@@ -484,6 +484,10 @@ class SyncEngine:
 
     def _step_activity(self):
         self._entity = None
+        written = sum(
+            c["created"] + c["updated"] for e, c in self.counts.items() if e in ("patients", "appointments")
+        )
+        analyze_after_load(written)
         refresh_activity(self.org_id)
         self._commit("Patient activity updated")
 
