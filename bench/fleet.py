@@ -89,6 +89,24 @@ class Web:
         )
         self.base_url = f"http://127.0.0.1:{self.port}"
         _wait_port(self.port, self.proc, "gunicorn")
+        self._warm_up()
+
+    def _warm_up(self, timeout=120):
+        """Wait until the app answers, then keep both gunicorn workers busy once (they import lazily)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(self.base_url + "/login", timeout=10).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda _: requests.get(self.base_url + "/login", timeout=60), range(32)))
 
     def stop(self):
         self.proc.terminate()
@@ -115,7 +133,7 @@ class Pollers:
     def __init__(self, base_url, targets):
         import requests
 
-        self.latencies, self.errors = [], 0
+        self.latencies, self.errors, self.error_kinds = [], 0, {}
         self._stop = threading.Event()
         self._lock = threading.Lock()
 
@@ -126,15 +144,17 @@ class Pollers:
             while not self._stop.is_set():
                 started = time.perf_counter()
                 try:
-                    ok = session.get(url, timeout=10).status_code == 200
-                except requests.RequestException:
-                    ok = False
+                    status = session.get(url, timeout=10).status_code
+                except requests.RequestException as exc:
+                    status = type(exc).__name__
+                ok = status == 200
                 took = time.perf_counter() - started
                 with self._lock:
                     if ok:
                         self.latencies.append(took)
                     else:
                         self.errors += 1
+                        self.error_kinds[str(status)] = self.error_kinds.get(str(status), 0) + 1
                 self._stop.wait(max(0.0, POLL_INTERVAL - took))
 
         self.threads = [threading.Thread(target=poll, args=t, daemon=True) for t in targets]
@@ -149,6 +169,7 @@ class Pollers:
         return {
             "requests": len(ms),
             "errors": self.errors,
+            "error_kinds": self.error_kinds,
             "p50_ms": percentile(ms, 50),
             "p95_ms": percentile(ms, 95),
             "p99_ms": percentile(ms, 99),
@@ -289,7 +310,7 @@ def scenario(redis, workdir, sim, *, clinics, workers, pollers=0, database_url=N
         f"(simulator {result['simulator_cpu_per_job']:.2f} s), {result['requests_per_job']:.1f} requests/job"
         + (
             f"; progress p50/p95/p99 {progress['p50_ms']:.0f}/{progress['p95_ms']:.0f}/{progress['p99_ms']:.0f} ms"
-            f" over {progress['requests']} reads ({progress['errors']} errors)"
+            f" over {progress['requests']} reads ({progress['errors']} errors {progress['error_kinds']})"
             if progress
             else ""
         )
@@ -309,9 +330,12 @@ def fleet(
     latency_ms=100,
     server_url=common.PG_DEFAULT,
     pg_database=PG_DATABASE,
+    quick=False,
     log=print,
 ):
     """Every (clinics, workers) pair, then the largest worker count under each poller count.
+
+    `quick`: the largest worker count runs only once, under the first poller count.
 
     PostgreSQL (a scratch database per scenario): SQLite lets one writer in at a time, and a
     second worker's page commit fails with "database is locked" (server_url "none": SQLite,
@@ -329,8 +353,9 @@ def fleet(
     try:
         for clinics in sizes:
             for w in workers:
-                results.append(one(clinics=clinics, workers=w))
-            for p in pollers if clinics == sizes[0] else ():
+                if not (quick and pollers and w == max(workers)):
+                    results.append(one(clinics=clinics, workers=w))
+            for p in (pollers[:1] if quick else pollers) if clinics == sizes[0] else ():
                 results.append(one(clinics=clinics, workers=max(workers), pollers=p))
     finally:
         sim.stop()
