@@ -614,4 +614,19 @@ METHOD = """
    one worker, SQLite. Each run has a time budget; a run over it is abandoned (worker and work
    horse killed, run marked failed) and reported as not finished; pages and marks it committed
    stay, so the incremental run that follows is still a true unchanged incremental run.
+5. **Fleet** (`bench/fleet.py`): per scenario a fresh PostgreSQL database, N organizations
+   (one Cliniko key each, so one rate-limit budget each), the simulator as its own process
+   (`flask cliniko simulate --latency-ms 100`), W `python -m workers.worker` processes idle
+   before the clock starts, and for the progress rows gunicorn (`gunicorn.conf.py`, warmed
+   up) with P pollers in the bench process, each reading one run's
+   `/api/v1/sync/progress/<sync_id>` with its organization's bearer token every 0.25 s.
+   Wall = the last `completed_at` minus the wall clock before the first `start_sync`; run
+   p50/p95 = `completed_at - started_at` per run; worker CPU per job = the workers' utime +
+   stime + reaped children's (their work horses), from `/proc/<pid>/stat`, over the scenario,
+   divided by N. SQLite is not used for the fleet: it lets one writer in at a time, and a
+   second worker's page commit fails with "database is locked".
+6. **Activity on never-analyzed tables** (`bench/activity.py`): the engine loads the clinic
+   into a fresh PostgreSQL database with the activity step skipped (nothing runs ANALYZE;
+   `pg_stat_user_tables` confirms no statistics), then `refresh_activity` alone is timed:
+   first pass, unchanged pass, unchanged pass after `ANALYZE`.
 """

@@ -421,13 +421,18 @@ class SyncEngine:
     def _step_reference(self):
         c = self.client
         # The four lists are independent: their first pages travel together.
-        for entity, pages, label in (
+        streams = (
             ("businesses", c.prefetch(c.fetch_businesses()), "Businesses"),
             ("practitioners", c.prefetch(c.fetch_practitioners()), "Practitioners"),
             ("practitioners", c.prefetch(c.fetch_practitioners(inactive=True)), "Inactive practitioners"),
             ("appointment_types", c.prefetch(c.fetch_appointment_types()), "Appointment types"),
-        ):
-            self._ingest(entity, pages, label)
+        )
+        try:
+            for entity, pages, label in streams:
+                self._ingest(entity, pages, label)
+        finally:
+            for _, pages, _ in streams:
+                pages.close()
         self._commit("Reference data: done")
 
     def _appointment_pages(self, since):
