@@ -36,5 +36,6 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# `make bench BENCH_ARGS=--quick`: small sizes, prints only (CI runs it so the bench cannot rot).
 bench: $(STAMP)
-	$(PY) -m bench.run
+	$(PY) -m bench.run $(BENCH_ARGS)

@@ -296,6 +296,61 @@ def summary_rows(e2e_first, e2e_second, made, floor, ingest_results, big, args):
     return table(["figure", "target", "measured", "met"], rows)
 
 
+def fleet_table(rows):
+    def ms(progress, key):
+        return "—" if not progress else f"{progress[key]:.0f}"
+
+    base = {r["clinics"]: r["wall_seconds"] for r in rows if r["workers"] == 1 and not r["pollers"]}
+    out = []
+    for r in rows:
+        one = base.get(r["clinics"])
+        speedup = f"{one / r['wall_seconds']:.2f}×" if one and r["wall_seconds"] and r["workers"] > 1 else ""
+        p = r.get("progress")
+        out.append(
+            [
+                r["clinics"],
+                r["workers"],
+                r["pollers"] or "",
+                ", ".join(f"{n} {s}" for s, n in sorted(r["statuses"].items())),
+                fmt_s(r["wall_seconds"], 1),
+                speedup,
+                f"{r['wall_seconds'] / r['clinics']:.2f} s" if r["wall_seconds"] else "—",
+                f"{fmt_s(r['per_clinic_p50'])} / {fmt_s(r['per_clinic_p95'])}",
+                f"{r['cpu_per_job']:.2f} s",
+                f"{r['requests_per_job']:.1f}",
+                f"{ms(p, 'p50_ms')} / {ms(p, 'p95_ms')} / {ms(p, 'p99_ms')}" if p else "",
+                r["load_before"].split()[0],
+            ]
+        )
+    headers = [
+        "clinics",
+        "workers",
+        "pollers",
+        "runs",
+        "wall",
+        "vs 1 worker",
+        "wall per clinic",
+        "run p50 / p95",
+        "worker CPU per job",
+        "requests per job",
+        "progress p50 / p95 / p99 ms",
+        "load (1 min) at start",
+    ]
+    return table(headers, out)
+
+
+def activity_pg_table(a):
+    rows = [
+        [label, fmt_s(a[key]["seconds"]), f"{a[key]['written']:,}"]
+        for label, key in (
+            ("first pass (every patient gets values)", "first"),
+            ("unchanged, still never analyzed", "unchanged"),
+            ("unchanged, after ANALYZE", "unchanged_after_analyze"),
+        )
+    ]
+    return table(["refresh_activity", "time", "patient rows written"], rows)
+
+
 def _pick(results, db, prefix):
     for r in results or ():
         if r.get("database") == db and r.get("label", "").startswith(prefix) and "error" not in r:
@@ -324,6 +379,14 @@ def _sections(results, args):
         big = results["big"]
         title = f"4. Unchanged-clinic incremental run at {big['patients']:,} / {big['appointments']:,}"
         out.append((title, big_table(big)))
+    if results.get("fleet"):
+        out.append(
+            ("5. Fleet: guide clinics through real workers (PostgreSQL)", fleet_table(results["fleet"]))
+        )
+    if results.get("activity_pg"):
+        a = results["activity_pg"]
+        title = f"6. The activity step on never-analyzed PostgreSQL tables, {a['patients']:,} / {a['appointments']:,}"
+        out.append((title, activity_pg_table(a)))
     summary = summary_rows(
         e2e_first, e2e_second, made, floor, results.get("ingest") or [], results.get("big"), args
     )
@@ -551,4 +614,19 @@ METHOD = """
    one worker, SQLite. Each run has a time budget; a run over it is abandoned (worker and work
    horse killed, run marked failed) and reported as not finished; pages and marks it committed
    stay, so the incremental run that follows is still a true unchanged incremental run.
+5. **Fleet** (`bench/fleet.py`): per scenario a fresh PostgreSQL database, N organizations
+   (one Cliniko key each, so one rate-limit budget each), the simulator as its own process
+   (`flask cliniko simulate --latency-ms 100`), W `python -m workers.worker` processes idle
+   before the clock starts, and for the progress rows gunicorn (`gunicorn.conf.py`, warmed
+   up) with P pollers in the bench process, each reading one run's
+   `/api/v1/sync/progress/<sync_id>` with its organization's bearer token every 0.25 s.
+   Wall = the last `completed_at` minus the wall clock before the first `start_sync`; run
+   p50/p95 = `completed_at - started_at` per run; worker CPU per job = the workers' utime +
+   stime + reaped children's (their work horses), from `/proc/<pid>/stat`, over the scenario,
+   divided by N. SQLite is not used for the fleet: it lets one writer in at a time, and a
+   second worker's page commit fails with "database is locked".
+6. **Activity on never-analyzed tables** (`bench/activity.py`): the engine loads the clinic
+   into a fresh PostgreSQL database with the activity step skipped (nothing runs ANALYZE;
+   `pg_stat_user_tables` confirms no statistics), then `refresh_activity` alone is timed:
+   first pass, unchanged pass, unchanged pass after `ANALYZE`.
 """

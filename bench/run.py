@@ -5,7 +5,12 @@ worker (3 fresh first syncs + an incremental run each), requests against the flo
 100,000-patient / 300,000-appointment ingest rate and memory on SQLite and PostgreSQL, and an
 unchanged incremental run at that size. Writes docs/benchmarks.md unless --no-write.
 
-`--quick` (under a minute) does the same at small sizes and writes nothing by default.
+`--quick` (under two minutes on a quiet machine) does the same at small sizes and writes nothing
+by default; CI runs it (`make bench BENCH_ARGS=--quick`) so the bench cannot rot.
+
+Fleet (section 5, `bench/fleet.py`): guide clinics started at once through real `python -m
+workers.worker` processes and gunicorn, the simulator in its own process; activity on
+never-analyzed PostgreSQL tables (section 6, `bench/activity.py`).
 """
 
 import argparse
@@ -106,6 +111,45 @@ def measure_activity(workdir, args):
     return out
 
 
+def measure_fleet(redis, workdir, args):
+    from . import fleet
+
+    pg = args.database_url.lower() != "none"
+    workers = tuple(args.fleet_workers) if pg else (1,)  # SQLite lets one writer in at a time
+    log(
+        f"[5] fleet: {', '.join(map(str, args.fleet_sizes))} guide clinics with {workers} real workers, "
+        f"{args.latency_ms} ms latency, {'PostgreSQL' if pg else 'SQLite'}; progress under {args.fleet_pollers} pollers"
+    )
+    return fleet.fleet(
+        redis,
+        workdir,
+        sizes=args.fleet_sizes,
+        workers=workers,
+        pollers=args.fleet_pollers,
+        latency_ms=args.latency_ms,
+        server_url=args.database_url,
+        pg_database=args.pg_database + "_fleet",
+        quick=args.quick,
+        log=log,
+    )
+
+
+def measure_activity_pg(workdir, args):
+    from . import activity
+
+    if args.database_url.lower() == "none":
+        return None
+    log("[6] the activity step on never-analyzed PostgreSQL tables")
+    return activity.never_analyzed(
+        args.database_url,
+        args.pg_database + "_activity",
+        workdir,
+        patients=args.analyze_patients,
+        appointments=args.analyze_appointments,
+        log=log,
+    )
+
+
 def measure_big(redis, workdir, args):
     from . import e2e
 
@@ -141,7 +185,7 @@ def measure_api(redis, workdir, args):
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     p.add_argument(
-        "--quick", action="store_true", help="small sizes, under a minute; writes nothing by default"
+        "--quick", action="store_true", help="small sizes, under two minutes; writes nothing by default"
     )
     p.add_argument(
         "--database-url",
@@ -151,7 +195,9 @@ def parse_args(argv):
     )
     p.add_argument("--pg-database", default=common.PG_BENCH_DB, help="scratch database (created and dropped)")
     p.add_argument(
-        "--only", default="e2e,ingest,activity,big,api", help="comma list of: e2e, ingest, activity, big, api"
+        "--only",
+        default="e2e,ingest,activity,big,api,fleet,activity-pg",
+        help="comma list of: e2e, ingest, activity, big, api, fleet, activity-pg",
     )
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--latency-ms", type=int, default=100)
@@ -170,10 +216,14 @@ def parse_args(argv):
         args.what_ifs = False
         args.tracemalloc = False
         args.first_budget, args.incremental_budget, args.activity_budget = 60, 30, 10
+        args.fleet_sizes, args.fleet_workers, args.fleet_pollers = [4], (1, 4), [10]
+        args.analyze_patients, args.analyze_appointments = 2_000, 6_000
     else:
         args.big_patients, args.big_appointments = 100_000, 300_000
         args.small_patients, args.small_appointments = 10_000, 30_000
         args.first_budget, args.incremental_budget, args.activity_budget = 300, 120, 60
+        args.fleet_sizes, args.fleet_workers, args.fleet_pollers = [24, 200], (1, 2, 4), [20, 50]
+        args.analyze_patients, args.analyze_appointments = 20_000, 60_000
     args.big_rate_limit = 100_000
     args.sections = {s.strip() for s in args.only.split(",") if s.strip()}
     if args.output is None and not args.quick:
@@ -223,6 +273,10 @@ def main(argv=None):
                 results["big"] = measure_big(redis, workdir, args)
             if "api" in args.sections:
                 results["api"] = measure_api(redis, workdir, args)
+            if "fleet" in args.sections:
+                results["fleet"] = measure_fleet(redis, workdir, args)
+            if "activity-pg" in args.sections:
+                results["activity_pg"] = measure_activity_pg(workdir, args)
         finally:
             redis.stop()
     facts["loadavg_end"] = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())

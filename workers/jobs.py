@@ -1,5 +1,6 @@
-"""RQ job entry points: thin wrappers that build the app and call into the package."""
+"""RQ job entry points: thin wrappers that run in the worker's app and call into the package."""
 
+from flask import current_app, has_app_context
 from rq import get_current_job
 
 from routiq_admin import create_app
@@ -8,18 +9,21 @@ from routiq_admin.sync.engine import SyncEngine
 from routiq_admin.sync.tick import tick
 
 
+def _app():
+    """The app the worker built before forking this work horse (a new one elsewhere)."""
+    return current_app._get_current_object() if has_app_context() else create_app()
+
+
 def run_sync(run_id):
     """Run one sync (the row id is the only argument: no secrets in job payloads)."""
-    app = create_app()
-    with app.app_context():
+    with _app().app_context():
         job = get_current_job()
         return SyncEngine(run_id, job.id if job else None).run()
 
 
 def scheduler_tick():
     """Run one scheduler tick."""
-    app = create_app()
-    with app.app_context():
+    with _app().app_context():
         return tick()
 
 

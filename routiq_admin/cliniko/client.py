@@ -106,6 +106,10 @@ class ClinikoClient:
         self.rate_limit_waits = 0
         self.rate_limit_wait_seconds = 0.0
         self._lock = threading.Lock()
+        # First pages fetched ahead (prefetch) and not yet taken: they count against `concurrency`.
+        self._held = 0
+        # A prefetch thread routes its waits to the caller and stops with its stream.
+        self._local = threading.local()
         self.session = requests.Session()
         self.session.auth = (api_key, "")
         self.session.headers.update({"Accept": "application/json", "User-Agent": user_agent})
@@ -194,6 +198,15 @@ class ClinikoClient:
         """Stream pages of businesses, archived included."""
         return self.iter_pages("businesses", filters=["archived_at:*"])
 
+    def prefetch(self, pages):
+        """Start fetching a page stream's first page now, in the background; return the stream.
+
+        Several prefetched streams travel together (one round trip for all their first
+        pages); each first page not yet taken narrows the concurrent paging of the others, so
+        fetched-but-unconsumed pages stay within `concurrency`. Close it if it is not consumed.
+        """
+        return _Prefetch(self, pages)
+
     def _iter_id_batches(self, resource, ids, filters, sort):
         ids = list(dict.fromkeys(str(i) for i in ids))
         bad = [i for i in ids if not i.isdigit()]
@@ -261,7 +274,7 @@ class ClinikoClient:
             for number in pending:
                 pool.submit(fetch, number)
                 in_flight += 1
-                if in_flight == self.concurrency:
+                if in_flight >= self._width():
                     break
             while in_flight:
                 kind, payload = events.get()
@@ -271,8 +284,8 @@ class ClinikoClient:
                 in_flight -= 1
                 if kind == "error":
                     raise payload
-                number = next(pending, None)
-                if number is not None:  # keeps at most `concurrency` pages fetched but unconsumed
+                # Keeps at most `concurrency` pages fetched but unconsumed, prefetched ones included.
+                while in_flight < self._width() and (number := next(pending, None)) is not None:
                     pool.submit(fetch, number)
                     in_flight += 1
                 payload[0].ready_next = any(kind == "page" for kind, _ in list(events.queue))
@@ -280,6 +293,10 @@ class ClinikoClient:
         finally:
             stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
+
+    def _width(self):
+        """How many pages this stream may have in flight beside other streams' prefetched ones."""
+        return max(1, self.concurrency - self._held)
 
     def _fetch_page(self, url, params, resource, *, notify=None, stop=None):
         """GET one list page; return (Page, next link, self link)."""
@@ -322,6 +339,8 @@ class ClinikoClient:
     def _get(self, url, params=None, *, notify=None, stop=None):
         """GET under the shared limit with bounded retries; return a 2xx/3xx response or raise."""
         path = urlsplit(url).path
+        notify = notify or getattr(self._local, "notify", None)
+        stop = stop or getattr(self._local, "stop", None)
         failures = rate_limited = 0
         while True:
             self._take_slot(notify, stop)
@@ -421,6 +440,59 @@ class ClinikoClient:
             time.sleep(seconds)
         elif stop.wait(seconds):
             raise _Stopped()
+
+
+class _Prefetch:
+    """A page stream whose first page is fetched in a background thread (see prefetch)."""
+
+    def __init__(self, client, pages):
+        self._client, self._pages = client, pages
+        self._events = queue.Queue()
+        self._stop = threading.Event()
+        self._holding = True
+        with client._lock:
+            client._held += 1
+        self._thread = threading.Thread(target=self._first, name="cliniko-prefetch", daemon=True)
+        self._thread.start()
+
+    def _first(self):
+        local = self._client._local
+        local.notify = lambda *args: self._events.put(("wait", args))
+        local.stop = self._stop
+        try:
+            self._events.put(("page", next(self._pages)))
+        except StopIteration:
+            self._events.put(("end", None))
+        except BaseException as exc:  # handed to the consuming thread, raised there
+            self._events.put(("error", exc))
+        finally:
+            local.notify = local.stop = None
+
+    def _release(self):
+        if self._holding:
+            self._holding = False
+            with self._client._lock:
+                self._client._held -= 1
+
+    def __iter__(self):
+        try:
+            while (event := self._events.get())[0] == "wait":
+                self._client._notify(*event[1])  # on_wait runs in the consumer's thread
+        finally:
+            self._release()
+        kind, payload = event
+        if kind == "error":
+            raise payload
+        if kind == "page":
+            yield payload
+            yield from self._pages
+
+    def close(self):
+        """Stop fetching; a request already on the wire finishes and its page is dropped."""
+        self._stop.set()
+        self._release()
+        if not self._thread.is_alive():
+            self._pages.close()
 
 
 def _utc(value, *, round_up=False):

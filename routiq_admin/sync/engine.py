@@ -31,7 +31,7 @@ from ..models import (
     utcnow,
 )
 from ..timefmt import iso
-from .activity import refresh_activity
+from .activity import analyze_after_load, refresh_activity
 from .plan import STEP_PLAN, STEPS
 from .upsert import Upserter
 
@@ -98,6 +98,7 @@ class SyncEngine:
         self._entity = None
         self._last_commit = 0.0
         self._pending = None
+        self._ahead = None  # the appointments' stream, its first page fetched with the patients'
         # The engine step behind each plan step's name (plan.STEP_PLAN).
         self._step_methods = {
             "reference": self._step_reference,
@@ -179,6 +180,8 @@ class SyncEngine:
             )
             return self._finish("failed")
         finally:
+            if self._ahead is not None:
+                self._ahead.close()
             if self.client is not None:
                 self.client.close()
 
@@ -263,14 +266,14 @@ class SyncEngine:
     def _set_credentials(self, valid):
         org = db.session.get(Organization, self.org_id)
         org.credentials_valid = valid
-        org.credentials_checked_at = utcnow()
-        db.session.commit()
+        org.credentials_checked_at = utcnow()  # committed with the run's final status
 
     # -- progress ----------------------------------------------------------------------
     def _begin_step(self, name):
         self.step_name = name
         self.step_done = self.step_total = 0
-        self._commit(f"{name}…")
+        # Written with the step's first page (or its end), not in a commit of its own.
+        self._pending = f"{name}…"
 
     def _progress_values(self, now):
         fraction = min(1.0, self.step_done / self.step_total) if self.step_total else 0.0
@@ -419,16 +422,31 @@ class SyncEngine:
     # -- steps -------------------------------------------------------------------------
     def _step_reference(self):
         c = self.client
-        for entity, pages, label in (
-            ("businesses", c.fetch_businesses(), "Businesses"),
-            ("practitioners", c.fetch_practitioners(), "Practitioners"),
-            ("practitioners", c.fetch_practitioners(inactive=True), "Inactive practitioners"),
-            ("appointment_types", c.fetch_appointment_types(), "Appointment types"),
-        ):
-            self._ingest(entity, pages, label)
+        # The four lists are independent: their first pages travel together.
+        streams = (
+            ("businesses", c.prefetch(c.fetch_businesses()), "Businesses"),
+            ("practitioners", c.prefetch(c.fetch_practitioners()), "Practitioners"),
+            ("practitioners", c.prefetch(c.fetch_practitioners(inactive=True)), "Inactive practitioners"),
+            ("appointment_types", c.prefetch(c.fetch_appointment_types()), "Appointment types"),
+        )
+        try:
+            for entity, pages, label in streams:
+                self._ingest(entity, pages, label)
+        finally:
+            for _, pages, _ in streams:
+                pages.close()
         self._commit("Reference data: done")
 
+    def _appointment_pages(self, since):
+        return self.client.fetch_appointments(
+            updated_since=since, include_archived=True, include_cancelled=True
+        )
+
     def _step_patients(self):
+        if self.mode == "comprehensive":
+            # The appointments step comes next and its mark cannot move before it: its first page
+            # travels with the patients' first page.
+            self._ahead = self.client.prefetch(self._appointment_pages(self._mark("appointments")))
         self._incremental(
             "patients",
             lambda since: self.client.fetch_patients(updated_since=since, include_archived=True),
@@ -436,11 +454,10 @@ class SyncEngine:
         )
 
     def _step_appointments(self):
+        ahead, self._ahead = self._ahead, None
         self._incremental(
             "appointments",
-            lambda since: self.client.fetch_appointments(
-                updated_since=since, include_archived=True, include_cancelled=True
-            ),
+            lambda since: ahead if ahead is not None else self._appointment_pages(since),
             "Syncing patient appointments",
         )
         self._fetch_missing_patients()
@@ -474,6 +491,10 @@ class SyncEngine:
 
     def _step_activity(self):
         self._entity = None
+        written = sum(
+            c["created"] + c["updated"] for e, c in self.counts.items() if e in ("patients", "appointments")
+        )
+        analyze_after_load(written)
         refresh_activity(self.org_id)
         self._commit("Patient activity updated")
 

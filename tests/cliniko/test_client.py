@@ -467,3 +467,47 @@ def test_clear_key_never_leaks(sim_server, redis_client, caplog, log_format):
     for rkey in redis_keys:
         assert key.encode() not in rkey
         assert not any(key.encode() in m for m in redis_client.zrange(rkey, 0, -1))
+
+
+def test_prefetched_streams_fetch_their_first_pages_before_anyone_iterates(make_client, sim):
+    from tests.conftest import wait_for
+
+    client = make_client()
+    streams = [client.prefetch(client.fetch_businesses()), client.prefetch(client.fetch_practitioners())]
+    streams.append(client.prefetch(client.fetch_patients()))
+    wait_for(lambda: client.requests_made == 3, message="three first pages in flight together")
+    assert [len(records(s)) for s in streams] == [2, 3, 651]
+    assert client.requests_made == 9 and client._held == 0
+
+
+def test_a_prefetched_page_not_yet_taken_narrows_the_others_paging(make_client, sim):
+    client = make_client(concurrency=2)
+    ahead = client.prefetch(client.fetch_appointments())
+    pages = client.iter_pages("patients", filters=["archived_at:*"], per_page=50)  # 14 pages
+    next(pages)
+    next(pages)
+    time.sleep(0.3)  # a slow consumer: with one page held ahead, one more page may be out
+    assert client.requests_made <= 4  # the prefetch, page 1, page 2, one submitted when it was taken
+    assert len(list(pages)) == 12
+    assert len(records(ahead)) == 296 and client._held == 0
+
+
+def test_closing_an_unconsumed_prefetch_stops_it(make_client, sim):
+    client = make_client(concurrency=2)
+    ahead = client.prefetch(client.iter_pages("patients", per_page=20))  # 33 pages
+    from tests.conftest import wait_for
+
+    wait_for(lambda: client.requests_made == 1, message="the first page")
+    ahead.close()
+    time.sleep(0.2)
+    assert client.requests_made == 1 and client._held == 0
+
+
+def test_a_wait_in_a_prefetch_is_reported_in_the_consumers_thread(make_client, sim):
+    threads = []
+    client = make_client(on_wait=lambda until, seconds, reason: threads.append(threading.current_thread()))
+    client.limiter = SharedRateLimiter(None, f"test:{uuid.uuid4()}", 1, window_seconds=2.5)
+    first = client.prefetch(client.fetch_businesses())
+    second = client.prefetch(client.fetch_appointment_types())  # waits ~2.5 s for a slot
+    assert len(records(first)) == 2 and len(records(second)) == 6
+    assert threads and set(threads) == {threading.current_thread()}

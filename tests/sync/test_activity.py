@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import count
 
 import pytest
+from sqlalchemy import text
 
 from routiq_admin.extensions import db
 from routiq_admin.models import Appointment, Patient
@@ -145,3 +146,64 @@ def test_window_is_a_setting(make_app, clinic):
         s = state(org_id)
         assert s["2"].activity_status == "recently_active"
         assert s["2"].recent_appointment_count == 1
+
+
+@pytest.fixture
+def patient_versions():
+    """Return a function giving the patients' row versions: PostgreSQL's xmin per row (a rewrite
+    gives a row a new one), on SQLite the count of patient UPDATEs a trigger has seen.
+
+    Listed after the fixture that pushes the test's app context, which it uses."""
+    conn = db.session.connection()
+    postgresql = conn.dialect.name == "postgresql"
+    if not postgresql:
+        conn.execute(text("CREATE TABLE patient_writes (n INTEGER NOT NULL)"))
+        conn.execute(text("INSERT INTO patient_writes VALUES (0)"))
+        conn.execute(
+            text(
+                "CREATE TRIGGER patient_written AFTER UPDATE ON patients "
+                "BEGIN UPDATE patient_writes SET n = n + 1; END"
+            )
+        )
+        db.session.commit()
+
+    def versions(org_id):
+        conn = db.session.connection()
+        if postgresql:
+            sql = "SELECT id, xmin::text FROM patients WHERE organization_id = :o"
+            return dict(conn.execute(text(sql), {"o": org_id}).all())
+        return conn.execute(text("SELECT n FROM patient_writes")).scalar()
+
+    yield versions
+    if not postgresql:
+        db.session.rollback()
+        db.session.execute(text("DROP TRIGGER patient_written"))
+        db.session.execute(text("DROP TABLE patient_writes"))
+        db.session.commit()
+
+
+def test_an_unchanged_refresh_writes_no_patient_row(clinic, patient_versions):
+    org_id, _ = clinic
+    assert refresh_activity(org_id, now=NOW) == 7  # all but the two without a counted appointment
+    db.session.commit()
+    before = patient_versions(org_id)
+    assert refresh_activity(org_id, now=NOW) == 0
+    assert patient_versions(org_id) == before
+    db.session.commit()
+    # the clock moving two seconds changes two patients (see above): only they are written
+    assert refresh_activity(org_id, now=NOW + 2 * SECOND) == 2
+    db.session.commit()
+
+
+def test_an_unchanged_sync_rewrites_no_patient_row(sync_app, patient_versions):
+    """A second comprehensive run against an unchanged clinic: no patient row gets a new version."""
+    from tests.sync.conftest import KEY, ORG_ID, run_inline
+
+    org = make_org(ORG_ID, "Sync Test Clinic", api_key=KEY)
+    first = run_inline(org)
+    assert first.status == "completed", first.errors
+    before = patient_versions(ORG_ID)
+    db.session.rollback()
+    run = run_inline(org)
+    assert run.status == "completed" and run.entity_counts["patients"]["updated"] == 0
+    assert patient_versions(ORG_ID) == before

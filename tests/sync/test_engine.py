@@ -1,6 +1,7 @@
 """Engine details: referenced patients fetched in id batches, relations, dangling ids, 429 waits."""
 
 import math
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -115,3 +116,27 @@ def test_rate_limited_page_waits_and_completes(org, account, sim):
     statuses = [r.status for r in requests(sim)]
     assert statuses.count(429) == 1
     assert run.cliniko_requests == len(statuses)
+
+
+def test_independent_first_pages_travel_together_and_requests_stay_at_the_floor(slow_app, slow_server):
+    """Reference lists in one round trip; appointments' page 1 goes out with patients' page 1."""
+    org = make_org(ORG_ID, "Slow Clinic", api_key=KEY)
+    run = run_inline(org)
+    assert run.status == "completed"
+    sim = slow_server.simulator
+    log = sorted((mono, target) for mono, _w, k, _m, target, _s in sim.request_log if k == KEY)
+
+    def arrival(resource, page):
+        for mono, target in log:
+            path, _, query = target.split("/v1/", 1)[1].partition("?")
+            if path == resource and parse_qs(query).get("page", ["1"]) == [str(page)]:
+                return mono
+        raise AssertionError(f"no request for {resource} page {page}")
+
+    reference = {"businesses", "practitioners", "practitioners/inactive", "appointment_types"}
+    assert {target.split("/v1/", 1)[1].split("?")[0] for _, target in log[:4]} == reference
+    # the reference step waits for all four before the patients step starts
+    assert arrival("individual_appointments", 1) < arrival("patients", 2)
+    account = sim.account(KEY)
+    floor = 4 + math.ceil(account.count("patients") / 100) + math.ceil(account.count("appointments") / 100)
+    assert len(log) == run.cliniko_requests == floor
