@@ -120,3 +120,15 @@ def org_json(org):
         "sync_enabled": org.sync_enabled,
         "created_at": iso(org.created_at),
     }
+
+
+def run_events_json(run, events):
+    """Return a run's event log as GET /sync/runs/{sync_id}/events answers it."""
+    return {
+        "sync_id": run.sync_id,
+        "organization_id": run.organization_id,
+        "events": [
+            {"seq": e.seq, "at": iso(e.at), "type": e.type, "message": e.message, "data": e.data or {}}
+            for e in events
+        ],
+    }

@@ -6,11 +6,11 @@ Nothing here writes a run; the web and API layers only format what these functio
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, false, func, literal, or_, select
 
 from ..extensions import db
-from ..models import SYNCED_MODELS, Patient, SyncMark, SyncRun, utcnow
-from .plan import FINISHED_STATUSES, SETTLED_STATUSES
+from ..models import SYNCED_MODELS, Organization, Patient, SyncMark, SyncRun, UTCDateTime, utcnow
+from .plan import ACTIVE_STATUSES, FINISHED_STATUSES, SETTLED_STATUSES
 from .runs import active_run
 from .schedule import scheduler_active
 
@@ -116,12 +116,22 @@ def sync_status(org):
 
 def patient_counts(org_id):
     """Return (patients not archived, active patients) for an organization."""
-    live = (Patient.organization_id == org_id) & Patient.archived_at.is_(None) & Patient.deleted_at.is_(None)
-    total = db.session.execute(select(func.count()).where(live)).scalar()
-    active = db.session.execute(
-        select(func.count()).where(live, Patient.activity_status != "inactive")
-    ).scalar()
-    return total, active
+    return patient_counts_by_org([org_id]).get(org_id, (0, 0))
+
+
+def patient_counts_by_org(org_ids):
+    """Return {org_id: (patients not archived, active patients)}; active = any activity but inactive."""
+    active = case((Patient.activity_status != "inactive", 1), else_=0)
+    stmt = (
+        select(Patient.organization_id, func.count(), func.coalesce(func.sum(active), 0))
+        .where(
+            Patient.organization_id.in_(list(org_ids)),
+            Patient.archived_at.is_(None),
+            Patient.deleted_at.is_(None),
+        )
+        .group_by(Patient.organization_id)
+    )
+    return {org_id: (total, int(act)) for org_id, total, act in db.session.execute(stmt)}
 
 
 def stored_counts(org_id):
@@ -187,3 +197,121 @@ def sync_marks(org_id):
     """Return the organization's high-water marks by entity (freshness per entity)."""
     stmt = select(SyncMark).where(SyncMark.organization_id == org_id)
     return {mark.entity: mark for mark in db.session.execute(stmt).scalars()}
+
+
+# ---- the fleet view: every organization's state in one query ---------------------------------------
+FLEET_STATES = ("failing", "paused", "stale", "running", "never_synced")
+FLEET_SORTS = ("name", "last_success", "failures")
+
+
+def _run_aggregates():
+    """Per organization: last success, when its newest completed run was created, whether one is active."""
+    completed = SyncRun.status == "completed"
+    return (
+        select(
+            SyncRun.organization_id.label("org_id"),
+            func.max(case((completed, SyncRun.completed_at))).label("last_success_at"),
+            func.max(case((completed, SyncRun.created_at))).label("last_ok_created"),
+            func.max(case((SyncRun.status.in_(ACTIVE_STATUSES), 1), else_=0)).label("running"),
+        )
+        .group_by(SyncRun.organization_id)
+        .subquery("fleet_runs")
+    )
+
+
+def _failure_counts(agg):
+    """Per organization: failed runs since its last completed one (cancelled runs say nothing)."""
+    return (
+        select(SyncRun.organization_id.label("org_id"), func.count().label("failures"))
+        .join(agg, agg.c.org_id == SyncRun.organization_id)
+        .where(
+            SyncRun.status == "failed",
+            or_(agg.c.last_ok_created.is_(None), SyncRun.created_at > agg.c.last_ok_created),
+        )
+        .group_by(SyncRun.organization_id)
+        .subquery("fleet_failures")
+    )
+
+
+def _interval_minutes():
+    """Return the SQL expression of an organization's sync interval in minutes."""
+    # The global default until per-organization schedules exist; a column expression works too.
+    return literal(current_app.config["SYNC_INTERVAL_MINUTES"])
+
+
+def fleet_states(agg, fails, now=None):
+    """Return each fleet state's SQL condition over an organization and its run aggregates.
+
+    failing: the last settled run failed, or Cliniko refused the key; paused: scheduled syncs
+    paused (when the schedule columns exist); stale: sync on and the last success older than
+    twice the interval; running: a run is starting or running; never_synced: no completed run.
+    """
+    now = now or utcnow()
+    paused_at = getattr(Organization, "paused_at", None)
+    age = _seconds_between(agg.c.last_success_at, literal(now, UTCDateTime))
+    return {
+        "failing": or_(func.coalesce(fails.c.failures, 0) > 0, Organization.credentials_valid.is_(False)),
+        "paused": paused_at.is_not(None) if paused_at is not None else false(),
+        "stale": and_(
+            Organization.sync_enabled.is_(True),
+            agg.c.last_success_at.is_not(None),
+            age > 120 * _interval_minutes(),
+        ),
+        "running": func.coalesce(agg.c.running, 0) == 1,
+        "never_synced": agg.c.last_success_at.is_(None),
+    }
+
+
+def _fleet_base(org_ids):
+    agg = _run_aggregates()
+    fails = _failure_counts(agg)
+    states = fleet_states(agg, fails)
+    flags = [case((cond, True), else_=False).label(name) for name, cond in states.items()]
+    stmt = (
+        select(
+            Organization,
+            agg.c.last_success_at,
+            func.coalesce(fails.c.failures, 0).label("failures"),
+            *flags,
+        )
+        .outerjoin(agg, agg.c.org_id == Organization.id)
+        .outerjoin(fails, fails.c.org_id == Organization.id)
+    )
+    if org_ids is not None:
+        stmt = stmt.where(Organization.id.in_(list(org_ids)))
+    return stmt, agg, fails, states
+
+
+def _like(text):
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def fleet_query(org_ids, q="", state="", sort="name"):
+    """Return a select of (Organization, last_success_at, failures, one flag per state) for one view."""
+    stmt, agg, fails, states = _fleet_base(org_ids)
+    if q:
+        pattern = _like(q.strip())
+        stmt = stmt.where(
+            or_(Organization.name.ilike(pattern, escape="\\"), Organization.id.ilike(pattern, escape="\\"))
+        )
+    if state:
+        stmt = stmt.where(states[state])
+    if sort == "last_success":  # the longest without a success first, never synced before all
+        order = (agg.c.last_success_at.is_not(None), agg.c.last_success_at)
+    elif sort == "failures":
+        order = (func.coalesce(fails.c.failures, 0).desc(),)
+    else:
+        order = ()
+    return stmt.order_by(*order, Organization.name, Organization.id)
+
+
+def fleet_counts(org_ids):
+    """Return how many of the given organizations (None = all) are in each state, and the total."""
+    stmt, _, _, states = _fleet_base(org_ids)
+    sub = stmt.subquery()
+    row = db.session.execute(
+        select(
+            func.count(), *[func.coalesce(func.sum(case((sub.c[name], 1), else_=0)), 0) for name in states]
+        )
+    ).one()
+    return {"all": row[0], **{name: int(value) for name, value in zip(states, row[1:], strict=True)}}
