@@ -126,6 +126,17 @@ def measure_big(redis, workdir, args):
     )
 
 
+def measure_fleet(redis, workdir, args):
+    from . import fleet
+
+    log("[5] fleet view at 1,000 organizations (SQLite, Flask test client)")
+    result = fleet.measure(
+        f"sqlite:///{workdir}/fleet.db", redis.url, workdir, repeat=5 if args.quick else 20
+    )
+    log(fleet.render(result))
+    return result
+
+
 # -- main ----------------------------------------------------------------------------------------
 
 
@@ -142,7 +153,9 @@ def parse_args(argv):
     )
     p.add_argument("--pg-database", default=common.PG_BENCH_DB, help="scratch database (created and dropped)")
     p.add_argument(
-        "--only", default="e2e,ingest,activity,big", help="comma list of: e2e, ingest, activity, big"
+        "--only",
+        default="e2e,ingest,activity,big,fleet",
+        help="comma list of: e2e, ingest, activity, big, fleet",
     )
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--latency-ms", type=int, default=100)
@@ -212,6 +225,8 @@ def main(argv=None):
                 results["activity"] = measure_activity(workdir, args)
             if "big" in args.sections:
                 results["big"] = measure_big(redis, workdir, args)
+            if "fleet" in args.sections:
+                results["fleet"] = measure_fleet(redis, workdir, args)
         finally:
             redis.stop()
     facts["loadavg_end"] = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())

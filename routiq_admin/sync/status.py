@@ -10,7 +10,7 @@ from sqlalchemy import and_, case, false, func, literal, or_, select
 
 from ..extensions import db
 from ..models import SYNCED_MODELS, Organization, Patient, SyncMark, SyncRun, UTCDateTime, utcnow
-from .plan import ACTIVE_STATUSES, FINISHED_STATUSES, SETTLED_STATUSES
+from .plan import ACTIVE_STATUSES, FINISHED_STATUSES
 from .runs import active_run
 from .schedule import scheduler_active
 
@@ -87,29 +87,21 @@ def recent_failures(org_id, hours=24):
 
 def sync_status(org):
     """Return healthy, degraded, failing, never_synced or disabled (see design.md)."""
+    row = db.session.execute(fleet_query([org.id])).one()
+    return health(org, row)
+
+
+def health(org, row):
+    """Return an organization's sync_status from its fleet row (fleet_query's columns)."""
     if not org.sync_enabled:
         return "disabled"
-    last_three = (
-        db.session.execute(
-            select(SyncRun.status)
-            .where(SyncRun.organization_id == org.id, SyncRun.status.in_(SETTLED_STATUSES))
-            .order_by(SyncRun.created_at.desc(), SyncRun.id.desc())
-            .limit(3)
-        )
-        .scalars()
-        .all()
-    )
-    if org.credentials_valid is False or (len(last_three) == 3 and set(last_three) == {"failed"}):
+    # "The last 3 settled runs failed" = 3 failures since the last completed run.
+    if org.credentials_valid is False or row.failures >= 3:
         return "failing"
-    last_success = db.session.execute(
-        select(func.max(SyncRun.completed_at)).where(
-            SyncRun.organization_id == org.id, SyncRun.status == "completed"
-        )
-    ).scalar()
-    if last_success is None:
+    if row.last_success_at is None:
         return "never_synced"
     interval = timedelta(minutes=current_app.config["SYNC_INTERVAL_MINUTES"])
-    if recent_failures(org.id) > 0 or utcnow() - last_success > 2 * interval:
+    if row.failures_24h > 0 or utcnow() - row.last_success_at > 2 * interval:
         return "degraded"
     return "healthy"
 
@@ -205,14 +197,17 @@ FLEET_SORTS = ("name", "last_success", "failures")
 
 
 def _run_aggregates():
-    """Per organization: last success, when its newest completed run was created, whether one is active."""
+    """Per organization: last success, when its newest completed run was created, whether one is active,
+    failed runs in the last 24 h."""
     completed = SyncRun.status == "completed"
+    recent_failure = and_(SyncRun.status == "failed", SyncRun.created_at >= utcnow() - timedelta(hours=24))
     return (
         select(
             SyncRun.organization_id.label("org_id"),
             func.max(case((completed, SyncRun.completed_at))).label("last_success_at"),
             func.max(case((completed, SyncRun.created_at))).label("last_ok_created"),
             func.max(case((SyncRun.status.in_(ACTIVE_STATUSES), 1), else_=0)).label("running"),
+            func.sum(case((recent_failure, 1), else_=0)).label("failures_24h"),
         )
         .group_by(SyncRun.organization_id)
         .subquery("fleet_runs")
@@ -272,6 +267,7 @@ def _fleet_base(org_ids):
             Organization,
             agg.c.last_success_at,
             func.coalesce(fails.c.failures, 0).label("failures"),
+            func.coalesce(agg.c.failures_24h, 0).label("failures_24h"),
             *flags,
         )
         .outerjoin(agg, agg.c.org_id == Organization.id)
@@ -315,3 +311,24 @@ def fleet_counts(org_ids):
         )
     ).one()
     return {"all": row[0], **{name: int(value) for name, value in zip(states, row[1:], strict=True)}}
+
+
+def last_finished_runs(org_ids):
+    """Return {org_id: its most recent finished run} for the given organizations (one query)."""
+    newest = (
+        select(SyncRun.organization_id, func.max(SyncRun.created_at).label("created_at"))
+        .where(SyncRun.organization_id.in_(list(org_ids)), SyncRun.status.in_(FINISHED_STATUSES))
+        .group_by(SyncRun.organization_id)
+        .subquery()
+    )
+    stmt = (
+        select(SyncRun)
+        .join(
+            newest,
+            (newest.c.organization_id == SyncRun.organization_id)
+            & (newest.c.created_at == SyncRun.created_at),
+        )
+        .where(SyncRun.status.in_(FINISHED_STATUSES))
+        .order_by(SyncRun.id)
+    )
+    return {run.organization_id: run for run in db.session.execute(stmt).scalars()}

@@ -8,7 +8,7 @@ from ..sync import plan, runs, schedule
 from ..sync import status as run_status
 from ..sync.connection import check_connection
 from . import charts
-from .common import choice, is_htmx, localtime, org_context, org_zone, page_number, paginate
+from .common import choice, is_htmx, localtime, org_context, org_zone, org_zones, page_number, paginate
 from .syncs import history_context, progress_context
 
 bp = Blueprint("orgs", __name__)
@@ -72,17 +72,24 @@ def index():
         scalars=False,
     )
     scheduler = schedule.scheduler_state()
-    patients = run_status.patient_counts_by_org([item.Organization.id for item in page.items])
+    page_ids = [item.Organization.id for item in page.items]
+    patients = run_status.patient_counts_by_org(page_ids)
+    last = run_status.last_finished_runs(page_ids)
+    zones = org_zones([item.Organization for item in page.items])
     rows = []
     for item in page.items:
         org = item.Organization
         reason, next_at = next_run_label(org, scheduler)
         total, active = patients.get(org.id, (0, 0))
+        run = runs.active_run(org.id) if item.running else None
         rows.append(
             {
-                **mini_context(org),
+                "org": org,
+                "run": run,
+                "percent": round(run.progress_percentage or 0, 1) if run else 0,
+                "sync_status": run_status.health(org, item),
                 "role": principal.role_in(org.id),
-                "last": run_status.last_finished_run(org.id),
+                "last": last.get(org.id),
                 "last_success_at": item.last_success_at,
                 "failures": item.failures,
                 "states": [name for name in run_status.FLEET_STATES if getattr(item, name)],
@@ -90,7 +97,7 @@ def index():
                 "active_patients": active,
                 "next_reason": reason,
                 "next_at": next_at,
-                "tz": org_zone(org),
+                "tz": zones[org.id],
             }
         )
     context = {
