@@ -24,7 +24,7 @@ VIEWS = (
 )
 
 
-def measure(database_url, redis_url, workdir, size=1000, repeat=20):
+def measure(database_url, redis_url, workdir, size=1000, repeat=20, history=0):
     """Return one row per view: median and worst milliseconds over `repeat` requests."""
     from tests.factories import login
     from tests.web import fleet_data
@@ -36,7 +36,7 @@ def measure(database_url, redis_url, workdir, size=1000, repeat=20):
     common.migrate(app)
     rows = []
     with app.app_context():
-        fleet_data.build(size)
+        fleet_data.build(size, history)
         for label, email, path, htmx in VIEWS:
             client = app.test_client()
             login(client, email, fleet_data.PASSWORD)
@@ -52,13 +52,15 @@ def measure(database_url, redis_url, workdir, size=1000, repeat=20):
             rows.append(
                 {"view": label, "path": path, "median_ms": statistics.median(times), "max_ms": max(times)}
             )
-    return {"size": size, "repeat": repeat, "database": database_url.split(":", 1)[0], "views": rows}
+    database = database_url.split(":", 1)[0]
+    return {"size": size, "repeat": repeat, "history": history, "database": database, "views": rows}
 
 
 def render(result):
     """Return the markdown table of one measure() result."""
     lines = [
-        f"{result['size']:,} organizations on {result['database']}, {result['repeat']} requests per view "
+        f"{result['size']:,} organizations ({result.get('history', 0)} older runs each) on {result['database']}, "
+        f"{result['repeat']} requests per view "
         f"(Flask test client, no network); target: first page < {TARGET_MS} ms (median).",
         "",
         "| view | path | median | worst |",
@@ -78,6 +80,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m bench.fleet", description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=1000)
     p.add_argument("--repeat", type=int, default=20)
+    p.add_argument("--history", type=int, default=0, help="older completed runs per organization")
     p.add_argument("--database-url", help="PostgreSQL server for a scratch database (default: SQLite)")
     args = p.parse_args(argv)
     with common.scratch_dir() as workdir:
@@ -85,9 +88,11 @@ def main(argv=None):
         try:
             if args.database_url:
                 with common.postgres_database(args.database_url, common.PG_BENCH_DB + "_fleet") as url:
-                    result = measure(url, redis.url, workdir, args.size, args.repeat)
+                    result = measure(url, redis.url, workdir, args.size, args.repeat, args.history)
             else:
-                result = measure(f"sqlite:///{workdir}/fleet.db", redis.url, workdir, args.size, args.repeat)
+                result = measure(
+                    f"sqlite:///{workdir}/fleet.db", redis.url, workdir, args.size, args.repeat, args.history
+                )
         finally:
             redis.stop()
     print(render(result))

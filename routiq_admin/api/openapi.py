@@ -824,7 +824,16 @@ SCHEMAS["RunEvent"] = obj(
             "type": "object",
             "description": "Facts of the event: step and counts, wait reason and seconds, the status that "
             "caused a retry, the error's type and code. Never patient data or secrets.",
-            "additionalProperties": {"type": ["string", "number", "integer", "boolean", "null", "object"]},
+            "additionalProperties": {
+                "anyOf": [
+                    {"type": ["string", "number", "integer", "boolean", "null"]},
+                    {
+                        "type": "object",
+                        "description": "`counts` of step_finished: entity → fetched, created, updated, …",
+                        "additionalProperties": {"type": "object", "additionalProperties": INT},
+                    },
+                ]
+            },
         },
     }
 )

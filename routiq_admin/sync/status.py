@@ -3,10 +3,11 @@
 Nothing here writes a run; the web and API layers only format what these functions return.
 """
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, case, false, func, literal, or_, select
+from sqlalchemy import and_, case, exists, false, func, literal, or_, select
+from sqlalchemy.orm import aliased
 
 from ..extensions import db
 from ..models import SYNCED_MODELS, Organization, Patient, SyncMark, SyncRun, UTCDateTime, utcnow
@@ -194,38 +195,60 @@ def sync_marks(org_id):
 # ---- the fleet view: every organization's state in one query ---------------------------------------
 FLEET_STATES = ("failing", "paused", "stale", "running", "never_synced")
 FLEET_SORTS = ("name", "last_success", "failures")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _run_aggregates():
-    """Per organization: last success, when its newest completed run was created, whether one is active,
-    failed runs in the last 24 h."""
-    completed = SyncRun.status == "completed"
-    recent_failure = and_(SyncRun.status == "failed", SyncRun.created_at >= utcnow() - timedelta(hours=24))
-    return (
-        select(
-            SyncRun.organization_id.label("org_id"),
-            func.max(case((completed, SyncRun.completed_at))).label("last_success_at"),
-            func.max(case((completed, SyncRun.created_at))).label("last_ok_created"),
-            func.max(case((SyncRun.status.in_(ACTIVE_STATUSES), 1), else_=0)).label("running"),
-            func.sum(case((recent_failure, 1), else_=0)).label("failures_24h"),
+def _fleet_runs(org_ids, materialized=False):
+    """Per organization: last success, consecutive failures, failures in 24 h, whether a run is active.
+
+    Correlated lookups on (organization_id, created_at): each costs an index seek, so the view
+    does not slow down as the organizations' run history grows.
+    """
+
+    def newest_completed(column):
+        run = aliased(SyncRun)
+        return (
+            select(getattr(run, column))
+            .where(run.organization_id == Organization.id, run.status == "completed")
+            .order_by(run.created_at.desc())
+            .limit(1)
+            .correlate(Organization)  # from any enclosing level (it is nested in `failures` too)
+            .scalar_subquery()
         )
-        .group_by(SyncRun.organization_id)
-        .subquery("fleet_runs")
-    )
 
-
-def _failure_counts(agg):
-    """Per organization: failed runs since its last completed one (cancelled runs say nothing)."""
-    return (
-        select(SyncRun.organization_id.label("org_id"), func.count().label("failures"))
-        .join(agg, agg.c.org_id == SyncRun.organization_id)
+    failed, recent, active = aliased(SyncRun), aliased(SyncRun), aliased(SyncRun)
+    last_ok_created = newest_completed("created_at")
+    failures = (
+        select(func.count())
         .where(
-            SyncRun.status == "failed",
-            or_(agg.c.last_ok_created.is_(None), SyncRun.created_at > agg.c.last_ok_created),
+            failed.organization_id == Organization.id,
+            failed.status == "failed",
+            failed.created_at > func.coalesce(last_ok_created, literal(EPOCH, UTCDateTime)),
         )
-        .group_by(SyncRun.organization_id)
-        .subquery("fleet_failures")
+        .scalar_subquery()
     )
+    failures_24h = (
+        select(func.count())
+        .where(
+            recent.organization_id == Organization.id,
+            recent.status == "failed",
+            recent.created_at >= utcnow() - timedelta(hours=24),
+        )
+        .scalar_subquery()
+    )
+    running = exists().where(active.organization_id == Organization.id, active.status.in_(ACTIVE_STATUSES))
+    stmt = select(
+        Organization.id.label("org_id"),
+        newest_completed("completed_at").label("last_success_at"),
+        failures.label("failures"),
+        failures_24h.label("failures_24h"),
+        case((running, 1), else_=0).label("running"),
+    )
+    if org_ids is not None:
+        stmt = stmt.where(Organization.id.in_(list(org_ids)))
+    if materialized:  # each organization's lookups run once, however often the states read them
+        return stmt.cte("fleet_runs").prefix_with("MATERIALIZED")
+    return stmt.subquery("fleet_runs")  # a page sorted by name looks up only the rows it shows
 
 
 def _interval_minutes():
@@ -234,7 +257,7 @@ def _interval_minutes():
     return literal(current_app.config["SYNC_INTERVAL_MINUTES"])
 
 
-def fleet_states(agg, fails, now=None):
+def fleet_states(runs, now=None):
     """Return each fleet state's SQL condition over an organization and its run aggregates.
 
     failing: the last settled run failed, or Cliniko refused the key; paused: scheduled syncs
@@ -243,39 +266,28 @@ def fleet_states(agg, fails, now=None):
     """
     now = now or utcnow()
     paused_at = getattr(Organization, "paused_at", None)
-    age = _seconds_between(agg.c.last_success_at, literal(now, UTCDateTime))
+    age = _seconds_between(runs.c.last_success_at, literal(now, UTCDateTime))
     return {
-        "failing": or_(func.coalesce(fails.c.failures, 0) > 0, Organization.credentials_valid.is_(False)),
+        "failing": or_(runs.c.failures > 0, Organization.credentials_valid.is_(False)),
         "paused": paused_at.is_not(None) if paused_at is not None else false(),
         "stale": and_(
             Organization.sync_enabled.is_(True),
-            agg.c.last_success_at.is_not(None),
+            runs.c.last_success_at.is_not(None),
             age > 120 * _interval_minutes(),
         ),
-        "running": func.coalesce(agg.c.running, 0) == 1,
-        "never_synced": agg.c.last_success_at.is_(None),
+        "running": runs.c.running == 1,
+        "never_synced": runs.c.last_success_at.is_(None),
     }
 
 
-def _fleet_base(org_ids):
-    agg = _run_aggregates()
-    fails = _failure_counts(agg)
-    states = fleet_states(agg, fails)
+def _fleet_base(org_ids, materialized=False):
+    runs = _fleet_runs(org_ids, materialized)
+    states = fleet_states(runs)
     flags = [case((cond, True), else_=False).label(name) for name, cond in states.items()]
-    stmt = (
-        select(
-            Organization,
-            agg.c.last_success_at,
-            func.coalesce(fails.c.failures, 0).label("failures"),
-            func.coalesce(agg.c.failures_24h, 0).label("failures_24h"),
-            *flags,
-        )
-        .outerjoin(agg, agg.c.org_id == Organization.id)
-        .outerjoin(fails, fails.c.org_id == Organization.id)
+    stmt = select(Organization, runs.c.last_success_at, runs.c.failures, runs.c.failures_24h, *flags).join(
+        runs, runs.c.org_id == Organization.id
     )
-    if org_ids is not None:
-        stmt = stmt.where(Organization.id.in_(list(org_ids)))
-    return stmt, agg, fails, states
+    return stmt, runs, states
 
 
 def _like(text):
@@ -284,7 +296,7 @@ def _like(text):
 
 def fleet_query(org_ids, q="", state="", sort="name"):
     """Return a select of (Organization, last_success_at, failures, one flag per state) for one view."""
-    stmt, agg, fails, states = _fleet_base(org_ids)
+    stmt, runs, states = _fleet_base(org_ids)
     if q:
         pattern = _like(q.strip())
         stmt = stmt.where(
@@ -293,9 +305,9 @@ def fleet_query(org_ids, q="", state="", sort="name"):
     if state:
         stmt = stmt.where(states[state])
     if sort == "last_success":  # the longest without a success first, never synced before all
-        order = (agg.c.last_success_at.is_not(None), agg.c.last_success_at)
+        order = (runs.c.last_success_at.is_not(None), runs.c.last_success_at)
     elif sort == "failures":
-        order = (func.coalesce(fails.c.failures, 0).desc(),)
+        order = (runs.c.failures.desc(),)
     else:
         order = ()
     return stmt.order_by(*order, Organization.name, Organization.id)
@@ -303,7 +315,7 @@ def fleet_query(org_ids, q="", state="", sort="name"):
 
 def fleet_counts(org_ids):
     """Return how many of the given organizations (None = all) are in each state, and the total."""
-    stmt, _, _, states = _fleet_base(org_ids)
+    stmt, _, states = _fleet_base(org_ids, materialized=True)
     sub = stmt.subquery()
     row = db.session.execute(
         select(

@@ -46,8 +46,12 @@ def paused(i):
     return hasattr(Organization, "paused_at") and i % 20 == 8
 
 
-def build(size=SIZE):
-    """Insert `size` organizations with their runs, a member of two in three (viewer) and a superuser."""
+def build(size=SIZE, history=0):
+    """Insert `size` organizations with their runs, a member of two in three (viewer) and a superuser.
+
+    `history`: that many older completed runs (hourly, before the plan's) for every organization
+    that has a completed run, as months of scheduled syncs leave behind.
+    """
     now = utcnow()
     orgs, runs = [], []
     for i in range(size):
@@ -63,7 +67,9 @@ def build(size=SIZE):
         if paused(i):
             row["paused_at"] = now - timedelta(hours=1)
         orgs.append(row)
-        plan = CATEGORIES[cat][0]
+        plan = list(CATEGORIES[cat][0])
+        if any(status == "completed" for status, _ in plan):
+            plan = [("completed", 400 + 60 * h) for h in range(history, 0, -1)] + plan
         for n, (status, minutes) in enumerate(plan):
             if cat == 2:
                 minutes += i  # stale ones differ in age, to check the sort
