@@ -170,6 +170,16 @@ def measure_big(redis, workdir, args):
     )
 
 
+def measure_fleet_view(redis, workdir, args):
+    from . import fleet_view as fleet
+
+    log("[7] fleet view at 1,000 organizations, 100 older runs each (SQLite, Flask test client)")
+    repeat = 5 if args.quick else 20
+    result = fleet.measure(f"sqlite:///{workdir}/fleet.db", redis.url, workdir, repeat=repeat, history=100)
+    log(fleet.render(result))
+    return result
+
+
 # -- main ----------------------------------------------------------------------------------------
 
 
@@ -196,8 +206,8 @@ def parse_args(argv):
     p.add_argument("--pg-database", default=common.PG_BENCH_DB, help="scratch database (created and dropped)")
     p.add_argument(
         "--only",
-        default="e2e,ingest,activity,big,api,fleet,activity-pg",
-        help="comma list of: e2e, ingest, activity, big, api, fleet, activity-pg",
+        default="e2e,ingest,activity,big,api,fleet,activity-pg,fleet-view",
+        help="comma list of: e2e, ingest, activity, big, api, fleet, activity-pg, fleet-view",
     )
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--latency-ms", type=int, default=100)
@@ -277,6 +287,8 @@ def main(argv=None):
                 results["fleet"] = measure_fleet(redis, workdir, args)
             if "activity-pg" in args.sections:
                 results["activity_pg"] = measure_activity_pg(workdir, args)
+            if "fleet-view" in args.sections:
+                results["fleet_view"] = measure_fleet_view(redis, workdir, args)
         finally:
             redis.stop()
     facts["loadavg_end"] = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())

@@ -619,3 +619,22 @@ class NotificationAttempt(db.Model):
     status_code: Mapped[int | None] = mapped_column(Integer)
     ok: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     error: Mapped[str | None] = mapped_column(String(300))
+
+
+class SyncRunEvent(db.Model):
+    """One line of a run's log (steps, Cliniko waits, retries, the error); no patient data, no secrets."""
+
+    __tablename__ = "sync_run_events"
+    __table_args__ = (
+        UniqueConstraint("run_id", "seq", name="uq_sync_run_events_run_seq"),
+        Index("ix_sync_run_events_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    run_id: Mapped[int] = mapped_column(ForeignKey("sync_runs.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    type: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(String(500))
+    data: Mapped[dict] = mapped_column(JSON, default=dict)

@@ -818,6 +818,115 @@ PATHS = {
     },
 }
 
+# ---- the log per run (additive) ---------------------------------------------------------------------
+EVENT_TYPES = ("started", "step_started", "step_finished", "wait", "retry", "error", "finished")
+SCHEMAS["RunEvent"] = obj(
+    {
+        "seq": {**INT, "description": "1, 2, … in the order the run recorded them."},
+        "at": TIME,
+        "type": enum(EVENT_TYPES),
+        "message": STR,
+        "data": {
+            "type": "object",
+            "description": "Facts of the event: step and counts, wait reason and seconds, the status that "
+            "caused a retry, the error's type and code. Never patient data or secrets.",
+            "additionalProperties": {
+                "anyOf": [
+                    {"type": ["string", "number", "integer", "boolean", "null"]},
+                    {
+                        "type": "object",
+                        "description": "`counts` of step_finished: entity → fetched, created, updated, …",
+                        "additionalProperties": {"type": "object", "additionalProperties": INT},
+                    },
+                ]
+            },
+        },
+    }
+)
+SCHEMAS["RunEvents"] = obj(
+    {
+        "sync_id": STR,
+        "organization_id": STR,
+        "events": {"type": "array", "items": ref("RunEvent"), "maxItems": 500},
+    }
+)
+EXAMPLES["run_events"] = {
+    "sync_id": SYNC_ID,
+    "organization_id": ORG,
+    "events": [
+        {
+            "seq": 1,
+            "at": T0,
+            "type": "started",
+            "message": "Sync started: comprehensive",
+            "data": {"mode": "comprehensive", "full": False, "trigger": "scheduled"},
+        },
+        {
+            "seq": 2,
+            "at": T0,
+            "type": "step_started",
+            "message": "Processing patients",
+            "data": {"step": "Processing patients"},
+        },
+        {
+            "seq": 3,
+            "at": T0,
+            "type": "retry",
+            "message": "Cliniko answered 503; retry 1 of 4 in 0.4 s",
+            "data": {
+                "status": 503,
+                "attempt": 1,
+                "retries": 4,
+                "delay_seconds": 0.4,
+                "error_type": "api_connection_failed",
+                "error_code": "CLINIKO_API_UNAVAILABLE",
+            },
+        },
+        {
+            "seq": 4,
+            "at": T0,
+            "type": "wait",
+            "message": "Cliniko answered 429 (rate limit): waiting 12 s",
+            "data": {"reason": "rate_limited", "seconds": 11.6},
+        },
+        {
+            "seq": 5,
+            "at": T1,
+            "type": "error",
+            "message": "Cliniko rejected the API key (401 Unauthorized)",
+            "data": {
+                "error_type": "invalid_credentials",
+                "error_code": "CLINIKO_UNAUTHORIZED",
+                "entity": "patients",
+            },
+        },
+        {
+            "seq": 6,
+            "at": T1,
+            "type": "finished",
+            "message": "Run failed after 42.0 s",
+            "data": {
+                "status": "failed",
+                "records_processed": 300,
+                "cliniko_requests": 5,
+                "dropped_events": 0,
+            },
+        },
+    ],
+}
+PATHS["/api/v1/sync/runs/{sync_id}/events"] = {
+    "get": op(
+        "Get a run's event log",
+        "What the run did, in order: steps started and finished with counts, each Cliniko wait with its "
+        "reason and length, retries with the status that caused them, the error with its type. At most 500 "
+        "events per run; events older than 90 days are pruned. Another organization's id is 404.",
+        [P_SYNC, H_ORG],
+        responses("RunEvents", EXAMPLES["run_events"], 403, 404),
+        ["Sync"],
+    )
+}
+
+
 DESCRIPTION = """The sync management API of the Sync Management Guide, plus what integrators need:
 `sync_id` in every start response, `import_id` for imports, cancel, full run detail, history paging.
 

@@ -169,3 +169,15 @@ def appointment_json(appt):
 def page_json(items, next_cursor, limit):
     """Return one keyset page: its items and the cursor of the next page (null on the last)."""
     return {"data": items, "next_cursor": next_cursor, "has_more": next_cursor is not None, "limit": limit}
+
+
+def run_events_json(run, events):
+    """Return a run's event log as GET /sync/runs/{sync_id}/events answers it."""
+    return {
+        "sync_id": run.sync_id,
+        "organization_id": run.organization_id,
+        "events": [
+            {"seq": e.seq, "at": iso(e.at), "type": e.type, "message": e.message, "data": e.data or {}}
+            for e in events
+        ],
+    }

@@ -18,11 +18,11 @@ from ..auth import (
 )
 from ..errors import Forbidden
 from ..models import SYNC_SCOPE
-from ..sync import plan, runs
+from ..sync import events, plan, runs
 from ..sync import status as run_status
 from ..timefmt import iso
 from .params import choice, int_range, mode_param, query, start_run
-from .serializers import history_item, now_iso, progress_json, run_json, started_json
+from .serializers import history_item, now_iso, progress_json, run_events_json, run_json, started_json
 
 bp = Blueprint("api_sync", __name__, url_prefix="/api/v1/sync")
 bp.before_request(scope_guard(SYNC_SCOPE))
@@ -92,6 +92,13 @@ def progress(sync_id):
 def run_detail(sync_id):
     """Show everything about one run."""
     return jsonify(run_json(run_in_scope(sync_id)))
+
+
+@bp.get("/runs/<sync_id>/events")
+def run_events(sync_id):
+    """Return one run's event log, in order."""
+    run = run_in_scope(sync_id)
+    return jsonify(run_events_json(run, events.for_run(run)))
 
 
 @bp.post("/cancel/<sync_id>")

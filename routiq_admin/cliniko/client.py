@@ -80,6 +80,7 @@ class ClinikoClient:
         limiter_key=None,
         wait_on_rate_limit=True,
         on_wait=None,
+        on_retry=None,
         timeout=30.0,
         retries=4,
         backoff_factor=0.5,
@@ -92,6 +93,8 @@ class ClinikoClient:
         self.base_url = base_url.replace("{shard}", self.shard).rstrip("/")
         self.wait_on_rate_limit = wait_on_rate_limit
         self.on_wait = on_wait
+        # on_retry(status or None, attempt, retries, delay, error): may be called from page threads.
+        self.on_retry = on_retry
         self.timeout = timeout
         self.retries = max(0, int(retries))
         self.backoff_factor = backoff_factor
@@ -347,7 +350,7 @@ class ClinikoClient:
             with self._lock:
                 self.requests_made += 1
             started = time.monotonic()
-            retry_after = None
+            retry_after = status = None
             try:
                 response = self.session.get(url, params=params, timeout=self.timeout)
             except requests.RequestException as exc:
@@ -393,6 +396,8 @@ class ClinikoClient:
                 self.retries,
                 delay,
             )
+            if self.on_retry is not None:
+                self.on_retry(status, failures, self.retries, delay, error)
             self._pause(delay, stop)
 
     def _transport_error(self, exc, path):

@@ -32,6 +32,7 @@ from ..models import (
 )
 from ..timefmt import iso
 from .activity import analyze_after_load, refresh_activity
+from .events import RunLog
 from .plan import STEP_PLAN, STEPS
 from .upsert import Upserter
 
@@ -43,6 +44,10 @@ MARK_OVERLAP = timedelta(seconds=1)
 # a page we would have to wait for on the network is always committed first, so no
 # transaction stays open across a network wait.
 COMMIT_EVERY_SECONDS = 1.0
+WAIT_MESSAGES = {
+    "rate_limited": "Cliniko answered 429 (rate limit): waiting {} s",
+    "throttled": "Request budget shared by this Cliniko account is spent: waiting {} s",
+}
 ENTITIES = {
     "businesses": (Business, parse.business_row),
     "practitioners": (Practitioner, parse.practitioner_row),
@@ -92,6 +97,8 @@ class SyncEngine:
         self.percentage = 0.0
         self.step_name = None
         self.client = None
+        self.events = None
+        self._step_start = None
         self.org_id = self.mode = self.sync_id = self.started_at = None
         self.full = False
         self.steps = ()
@@ -133,6 +140,14 @@ class SyncEngine:
         self.org_id, self.mode, self.full = run.organization_id, run.mode, run.full
         self.sync_id, self.started_at = run.sync_id, now
         self.steps = STEPS[self.mode]
+        self.events = RunLog(self.run_id, self.org_id)
+        self.events.record(
+            "started",
+            f"{run.kind.capitalize()} started: {self.mode}{' (full)' if self.full else ''}",
+            mode=self.mode,
+            full=self.full,
+            trigger=run.trigger,
+        )
         org = db.session.get(Organization, self.org_id)
         try:
             self.client = self._client(org)
@@ -140,6 +155,7 @@ class SyncEngine:
                 self._begin_step(step.label)
                 self._step_methods[step.name]()
                 self.completed_steps += 1
+                self._log_step_finished()
             self._check_cancel_before_finish()
             self._set_credentials(True)
             return self._finish("completed")
@@ -195,7 +211,14 @@ class SyncEngine:
             # record the wait on a connection of our own (the session's work is committed).
             if self._pending:
                 self._commit(self._pending)
+            self.events.record(
+                "wait",
+                WAIT_MESSAGES.get(reason, "Waiting {} s for Cliniko").format(math.ceil(seconds)),
+                reason=reason,
+                seconds=round(seconds, 1),
+            )
             with engine.begin() as conn:
+                self.events.flush(conn)
                 conn.execute(
                     update(SyncRun)
                     .where(SyncRun.id == run_id, SyncRun.status == "running", SyncRun.job_id == job_id)
@@ -209,7 +232,42 @@ class SyncEngine:
         redis = redis_or_none()
         limiter_key = f"user:{org.cliniko_user_id}" if org.cliniko_user_id else None
         return ClinikoClient.from_config(
-            org.api_key, config, redis=redis, on_wait=on_wait, limiter_key=limiter_key
+            org.api_key,
+            config,
+            redis=redis,
+            on_wait=on_wait,
+            on_retry=self._log_retry,
+            limiter_key=limiter_key,
+        )
+
+    def _log_retry(self, status, attempt, retries, delay, error):
+        # Called from the client's page threads too: RunLog.record only buffers.
+        cause = f"Cliniko answered {status}" if status else error.message.split(" (")[0]
+        self.events.record(
+            "retry",
+            f"{cause}; retry {attempt} of {retries} in {delay:.1f} s",
+            status=status,
+            attempt=attempt,
+            retries=retries,
+            delay_seconds=round(delay, 2),
+            error_type=error.error_type,
+            error_code=error.error_code,
+        )
+
+    def _log_step_finished(self):
+        name, started, before = self._step_start
+        counts = {}
+        for entity, now in self.counts.items():
+            done = {k: v - before.get(entity, {}).get(k, 0) for k, v in now.items()}
+            if any(done.values()):
+                counts[entity] = done
+        summary = ", ".join(f"{c['fetched']} {e.replace('_', ' ')}" for e, c in counts.items())
+        self.events.record(
+            "step_finished",
+            f"{name}: done" + (f" ({summary})" if summary else ""),
+            step=name,
+            counts=counts,
+            seconds=round(time.monotonic() - started, 3),
         )
 
     def _finish(self, status):
@@ -233,12 +291,15 @@ class SyncEngine:
         else:
             values["current_step"] = status.capitalize()
         values["run_metadata"] = self._metadata()
+        self._log_finish(status, now)
         done = db.session.execute(
             update(SyncRun)
             .where(SyncRun.id == self.run_id, SyncRun.status == "running", SyncRun.job_id == self.job_id)
             .values(**values)
             .execution_options(synchronize_session=False)
         ).rowcount
+        if done:
+            self.events.flush()
         db.session.commit()
         if not done:
             log.warning("sync %s: run row no longer ours; final status %s not written", self.sync_id, status)
@@ -257,6 +318,25 @@ class SyncEngine:
             log.warning("sync %s ended %s: %s", self.sync_id, status, [e["message"] for e in self.errors])
         return status
 
+    def _log_finish(self, status, now):
+        if status == "failed" and self.errors:
+            error = self.errors[-1]
+            self.events.record(
+                "error",
+                error["message"],
+                error_type=error["error_type"],
+                error_code=error["error_code"],
+                entity=error["entity"],
+            )
+        self.events.record(
+            "finished",
+            f"Run {status} after {(now - self.started_at).total_seconds():.1f} s",
+            status=status,
+            records_processed=self.records_processed,
+            cliniko_requests=self.client.requests_made if self.client else 0,
+            dropped_events=self.events.dropped,
+        )
+
     def _metadata(self):
         meta = {"sync_type": self.mode, "full": self.full}
         for entity in ENTITIES:
@@ -272,6 +352,8 @@ class SyncEngine:
     def _begin_step(self, name):
         self.step_name = name
         self.step_done = self.step_total = 0
+        self._step_start = (name, time.monotonic(), {k: dict(v) for k, v in self.counts.items()})
+        self.events.record("step_started", name, step=name)
         # Written with the step's first page (or its end), not in a commit of its own.
         self._pending = f"{name}…"
 
@@ -329,6 +411,7 @@ class SyncEngine:
         if row is None:
             db.session.rollback()
             raise LostOwnership()
+        self.events.flush()
         db.session.commit()
         if self.on_progress:
             self.on_progress(self)

@@ -18,6 +18,7 @@ from ..cliniko.errors import CredentialsNotFound
 from ..errors import AppError, QueueUnavailable, SyncAlreadyRunning, SyncNotActive, ValidationError
 from ..extensions import db, get_queue, get_redis
 from ..models import SyncRun, utcnow
+from . import events
 from .engine import error_entry
 from .plan import ACTIVE_STATUSES, IMPORT_MODE, MODES, STEPS, TRIGGERS, is_cli_job
 
@@ -220,6 +221,9 @@ def cleanup_stale(org_ids=None):
             errors=[*(run.errors or []), error_entry("internal_error", "SYNC_STALE", reason)],
         ):
             log.warning("cleaned up stale sync %s: %s", run.sync_id, reason)
+            events.append(run, "error", reason, error_type="internal_error", error_code="SYNC_STALE")
             notify.run_finished(run)
             cleaned.append(run)
+    events.prune(org_ids)
+    db.session.commit()
     return cleaned

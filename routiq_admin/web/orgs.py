@@ -1,14 +1,14 @@
 """Organizations list and the organization page (connection, controls, health, freshness)."""
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from ..auth import CLINIKO_CALL_ROLE, require_principal, visible_organizations
+from ..auth import CLINIKO_CALL_ROLE, require_principal
 from ..models import utcnow
 from ..sync import plan, runs, schedule
 from ..sync import status as run_status
 from ..sync.connection import check_connection
 from . import charts
-from .common import is_htmx, localtime, org_context, org_zone
+from .common import choice, is_htmx, localtime, org_context, org_zone, org_zones, page_number, paginate
 from .syncs import history_context, progress_context
 
 bp = Blueprint("orgs", __name__)
@@ -41,28 +41,74 @@ def mini_context(org):
     return {"org": org, "run": run, "percent": percent, "sync_status": run_status.sync_status(org)}
 
 
+FLEET_PER_PAGE = 50
+STATE_LABELS = {
+    "failing": "Failing",
+    "paused": "Paused",
+    "stale": "Stale",
+    "running": "Running",
+    "never_synced": "Never synced",
+}
+SORT_LABELS = {
+    "name": "Name",
+    "last_success": "Last success (oldest first)",
+    "failures": "Failures (most first)",
+}
+
+
 @bp.get("/")
 def index():
-    """List every organization the signed-in person looks after."""
+    """The fleet view: the caller's organizations, searched, filtered by state, sorted and paged."""
     principal = require_principal()
+    q = request.args.get("q", "").strip()[:100]
+    state = choice("state", run_status.FLEET_STATES)
+    sort = choice("sort", run_status.FLEET_SORTS) or "name"
+    scope = principal.visible_org_ids()
+    page = paginate(
+        run_status.fleet_query(scope, q=q, state=state, sort=sort),
+        page_number(),
+        FLEET_PER_PAGE,
+        scalars=False,
+    )
     scheduler = schedule.scheduler_state()
+    page_ids = [item.Organization.id for item in page.items]
+    patients = run_status.patient_counts_by_org(page_ids)
+    last = run_status.last_finished_runs(page_ids)
+    zones = org_zones([item.Organization for item in page.items])
     rows = []
-    for org in visible_organizations():
+    for item in page.items:
+        org = item.Organization
         reason, next_at = next_run_label(org, scheduler)
-        total, active = run_status.patient_counts(org.id)
+        total, active = patients.get(org.id, (0, 0))
+        run = runs.active_run(org.id) if item.running else None
         rows.append(
             {
-                **mini_context(org),
+                "org": org,
+                "run": run,
+                "percent": round(run.progress_percentage or 0, 1) if run else 0,
+                "sync_status": run_status.health(org, item),
                 "role": principal.role_in(org.id),
-                "last": run_status.last_finished_run(org.id),
+                "last": last.get(org.id),
+                "last_success_at": item.last_success_at,
+                "failures": item.failures,
+                "states": [name for name in run_status.FLEET_STATES if getattr(item, name)],
                 "total_patients": total,
                 "active_patients": active,
                 "next_reason": reason,
                 "next_at": next_at,
-                "tz": org_zone(org),
+                "tz": zones[org.id],
             }
         )
-    return render_template("orgs/index.html", rows=rows, principal=principal)
+    context = {
+        "rows": rows,
+        "page": page,
+        "counts": run_status.fleet_counts(scope),
+        "filters": {"q": q, "state": state, "sort": sort if sort != "name" else ""},
+        "state_labels": STATE_LABELS,
+        "sort_labels": SORT_LABELS,
+        "principal": principal,
+    }
+    return render_template("orgs/_fleet.html" if is_htmx() else "orgs/index.html", **context)
 
 
 @bp.get("/orgs/<org_id>/status")

@@ -6,7 +6,7 @@ from ..auth import require_principal
 from ..cliniko.errors import CredentialsNotFound
 from ..errors import AppError, QueueUnavailable, SyncAlreadyRunning, ValidationError
 from ..models import utcnow
-from ..sync import plan, runs
+from ..sync import events, plan, runs
 from ..sync import status as run_status
 from .common import can, choice, is_htmx, org_context, org_zone, page_number
 
@@ -180,10 +180,22 @@ def show(org_id, sync_id):
     """Show one run: counts, requests, waits, errors, who triggered it, timings."""
     org, role = org_context(org_id)
     run = _run_or_404(org, sync_id)
-    context = {"org": org, "role": role, "run": run, "tz": org_zone(org)}
+    context = {"org": org, "role": role, "run": run, "tz": org_zone(org), "events": events.for_run(run)}
     if is_htmx():
         return render_template("syncs/_run_details.html", **context)
     return render_template("syncs/show.html", p=progress_context(org, role, run, widget="run"), **context)
+
+
+@bp.get("/<sync_id>/timeline")
+def timeline(org_id, sync_id):
+    """Return one run's event timeline (polled while the run is active)."""
+    org, _ = org_context(org_id)
+    run = _run_or_404(org, sync_id)
+    if not is_htmx():
+        return redirect(url_for("syncs.show", org_id=org.id, sync_id=run.sync_id))
+    return render_template(
+        "syncs/_timeline.html", org=org, run=run, tz=org_zone(org), events=events.for_run(run)
+    )
 
 
 @bp.get("/<sync_id>/progress")
