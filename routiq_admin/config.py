@@ -111,6 +111,12 @@ def load_config(instance_path, env=None, overrides=None):
         "WTF_CSRF_TIME_LIMIT": None,
         "RQ_QUEUE": env.get("RQ_QUEUE", "routiq"),
         "SYNC_JOB_TIMEOUT_SECONDS": int(env.get("SYNC_JOB_TIMEOUT_SECONDS", 6 * 3600)),
+        # Schedules: the global tick's period, starts per tick, auto-pause, retry backoff, activity refresh.
+        "SCHEDULER_TICK_SECONDS": int(env.get("SCHEDULER_TICK_SECONDS", 60)),
+        "SCHEDULER_MAX_STARTS_PER_TICK": int(env.get("SCHEDULER_MAX_STARTS_PER_TICK", 50)),
+        "AUTO_PAUSE_AFTER_FAILURES": int(env.get("AUTO_PAUSE_AFTER_FAILURES", 5)),
+        "SCHEDULE_RETRY_MINUTES": float(env.get("SCHEDULE_RETRY_MINUTES", 5)),
+        "ACTIVITY_REFRESH_MINUTES": float(env.get("ACTIVITY_REFRESH_MINUTES", 15)),
     }
     settings.update(overrides or {})
     return settings

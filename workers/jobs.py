@@ -4,7 +4,7 @@ from rq import get_current_job
 
 from routiq_admin import create_app
 from routiq_admin.sync.engine import SyncEngine
-from routiq_admin.sync.tick import tick
+from routiq_admin.sync.tick import refresh_idle_activity, tick
 
 
 def run_sync(run_id):
@@ -20,6 +20,13 @@ def scheduler_tick():
     app = create_app()
     with app.app_context():
         return tick()
+
+
+def refresh_activity():
+    """Recompute patient activity for organizations without a run in progress ("now" moved)."""
+    app = create_app()
+    with app.app_context():
+        return refresh_idle_activity()
 
 
 def ping(value):

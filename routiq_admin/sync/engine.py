@@ -31,6 +31,7 @@ from ..models import (
 )
 from ..timefmt import iso
 from .activity import refresh_activity
+from .cadence import record_outcome
 from .plan import STEP_PLAN, STEPS
 from .upsert import Upserter
 
@@ -97,6 +98,7 @@ class SyncEngine:
         self._entity = None
         self._last_commit = 0.0
         self._pending = None
+        self.outcome = None  # what the finished run changed in the schedule (cadence.record_outcome)
         # The engine step behind each plan step's name (plan.STEP_PLAN).
         self._step_methods = {
             "reference": self._step_reference,
@@ -239,6 +241,7 @@ class SyncEngine:
         if not done:
             log.warning("sync %s: run row no longer ours; final status %s not written", self.sync_id, status)
             return None
+        self.outcome = record_outcome(db.session.get(SyncRun, self.run_id))
         if status == "completed":
             p = self.counts.get("patients", {}).get("fetched", 0)
             a = self.counts.get("appointments", {}).get("fetched", 0)

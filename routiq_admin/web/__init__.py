@@ -3,9 +3,9 @@
 
 def register_web(app):
     """Register the dashboard blueprints, template filters and the `Vary: HX-Request` header."""
-    from . import account, admin, appointments, auth, common, orgs, patients, settings, syncs
+    from . import account, admin, appointments, auth, common, orgs, patients, schedule, settings, syncs
 
-    for module in (auth, account, orgs, syncs, patients, appointments, settings, admin):
+    for module in (auth, account, orgs, syncs, patients, appointments, settings, admin, schedule):
         app.register_blueprint(module.bp)
 
     app.jinja_env.filters.update(
@@ -15,7 +15,7 @@ def register_web(app):
         isotime=common.iso,
         thousands=lambda n: f"{n or 0:,}",
     )
-    app.jinja_env.globals.update(can=common.can)
+    app.jinja_env.globals.update(can=common.can, next_scheduled=schedule.next_scheduled)
 
     @app.after_request
     def _vary_on_htmx(response):

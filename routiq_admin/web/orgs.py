@@ -3,8 +3,7 @@
 from flask import Blueprint, flash, redirect, render_template, url_for
 
 from ..auth import CLINIKO_CALL_ROLE, require_principal, visible_organizations
-from ..models import utcnow
-from ..sync import plan, runs, schedule
+from ..sync import cadence, plan, runs
 from ..sync import status as run_status
 from ..sync.connection import check_connection
 from . import charts
@@ -24,17 +23,6 @@ REFERENCE = ("businesses", "practitioners", "appointment_types")
 FAILURE_ALERT, SLOW_ALERT_SECONDS = 2, 600
 
 
-def next_run_label(org, scheduler):
-    """Say when the scheduler will next sync an organization, or why it will not."""
-    if not org.sync_enabled:
-        return "Sync off", None
-    if not org.has_credentials:
-        return "No Cliniko key", None
-    if not scheduler["active"] or scheduler["next_run"] is None:
-        return "Scheduler not running", None
-    return None, max(scheduler["next_run"], utcnow())
-
-
 def mini_context(org):
     """Build the live mini status of one organization (list row); no Redis call."""
     run = runs.active_run(org.id)
@@ -46,10 +34,8 @@ def mini_context(org):
 def index():
     """List every organization the signed-in person looks after."""
     principal = require_principal()
-    scheduler = schedule.scheduler_state()
     rows = []
     for org in visible_organizations():
-        reason, next_at = next_run_label(org, scheduler)
         total, active = run_status.patient_counts(org.id)
         rows.append(
             {
@@ -58,8 +44,6 @@ def index():
                 "last": run_status.last_finished_run(org.id),
                 "total_patients": total,
                 "active_patients": active,
-                "next_reason": reason,
-                "next_at": next_at,
                 "tz": org_zone(org),
             }
         )
@@ -137,6 +121,7 @@ def show(org_id):
         s=summary_context(org),
         h=history_context(org, role),
         connection=None,
+        schedule_text=cadence.schedule_of(org).describe(),
     )
 
 

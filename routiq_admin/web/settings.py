@@ -12,7 +12,8 @@ from ..auth import end_sessions, require_person, require_principal
 from ..extensions import db
 from ..models import ROLES, ApiToken, Invitation, Membership, User, get_for_org, utcnow
 from .common import org_zone
-from .forms import ClinikoKeyForm, InviteForm, RoleForm, SyncSettingsForm, TokenForm
+from .forms import ClinikoKeyForm, InviteForm, RoleForm, ScheduleForm, TokenForm
+from .schedule import save_schedule, schedule_context
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ def _back(org):
     return redirect(url_for("settings.index", org_id=org.id))
 
 
-def _page(org, user, new_token=None, invite=None, status=200):
+def _page(org, user, new_token=None, invite=None, status=200, schedule_form=None):
     members = db.session.execute(
         select(Membership, User).join(User).where(Membership.organization_id == org.id).order_by(User.email)
     ).all()
@@ -51,7 +52,7 @@ def _page(org, user, new_token=None, invite=None, status=200):
             invite=invite,
             invitations=[i for i in invitations if i.pending],
             key_form=ClinikoKeyForm(formdata=None),
-            sync_form=SyncSettingsForm(formdata=None, obj=org),
+            schedule=schedule_context(org, schedule_form),
             invite_form=InviteForm(formdata=None),
             token_form=TokenForm(formdata=None),
         ),
@@ -91,18 +92,13 @@ def cliniko(org_id):
 
 @bp.post("/sync")
 def sync(org_id):
-    """Turn scheduled syncing on or off and set the organization's time zone."""
-    org, _ = _admin(org_id)
-    form = SyncSettingsForm()
-    org.sync_enabled = form.sync_enabled.data
+    """Save the schedule, time zone and on/off switch (web/schedule.py); the next run is computed from now."""
+    org, user = _admin(org_id)
+    form = ScheduleForm()
     if not form.validate():
-        flash(
-            f"Unknown time zone {form.time_zone.data!r}; use an IANA name such as Australia/Sydney.", "error"
-        )
-        return _back(org)
-    org.time_zone = form.time_zone.data
-    db.session.commit()
-    flash(f"Scheduled sync {'on' if org.sync_enabled else 'off'}; time zone {org.time_zone}.", "info")
+        db.session.rollback()
+        return _page(org, user, status=422, schedule_form=form)
+    flash(save_schedule(org, form), "info")
     return _back(org)
 
 
