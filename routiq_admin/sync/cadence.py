@@ -256,8 +256,13 @@ def resume(org, now=None):
 
 
 def retry_delay(failures):
-    """Return how long the schedule waits after `failures` consecutive scheduled failures (5, 10, 20… min)."""
-    return timedelta(minutes=current_app.config["SCHEDULE_RETRY_MINUTES"] * 2 ** max(0, failures - 1))
+    """Return how long the schedule waits after `failures` consecutive scheduled failures.
+
+    The first failure is retried by the next tick (as before); then 5, 10, 20… minutes.
+    """
+    if failures <= 1:
+        return timedelta(0)
+    return timedelta(minutes=current_app.config["SCHEDULE_RETRY_MINUTES"] * 2 ** (failures - 2))
 
 
 def record_outcome(run, now=None):

@@ -78,8 +78,8 @@ def start_due(org, now):
 
 def tick(now=None):
     """Run one scheduler tick; return a summary of what it did."""
-    now = now or utcnow()
     cleaned = cleanup_stale()
+    now = now or utcnow()  # after the cleanup: a run it failed is due again at once (first failure)
     started, skipped = [], [(org_id, "running") for org_id in _busy(now)]
     for org in due_organizations(now, current_app.config["SCHEDULER_MAX_STARTS_PER_TICK"]):
         try:

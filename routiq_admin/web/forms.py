@@ -12,6 +12,7 @@ from wtforms import (
     StringField,
     ValidationError,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, NumberRange, Optional
 from wtforms.widgets import PasswordInput, html_params
 
@@ -45,7 +46,7 @@ def _zone(form, field):
         )
 
 
-AUTO_ZONE = ("", "Cliniko's business zone (automatic)")
+AUTO_ZONE = SelectChoice("", "Cliniko's business zone (automatic)")
 
 
 class ZoneField(SelectField):
@@ -55,7 +56,7 @@ class ZoneField(SelectField):
         super().__init__(label, choices=[AUTO_ZONE], validate_choice=False, **kwargs)
 
     def pre_validate(self, form):
-        self.choices = [AUTO_ZONE, *((name, name) for name in cadence.zone_names())]
+        self.choices = [AUTO_ZONE, *(SelectChoice(name, name) for name in cadence.zone_names())]
 
     def iter_choices(self):
         self.pre_validate(None)
@@ -149,7 +150,7 @@ class ScheduleForm(FlaskForm):
     kind = RadioField(
         "Runs",
         id="schedule-kind",
-        choices=[("interval", "Every …"), ("cron", "Cron expression")],
+        choices=[SelectChoice("interval", "Every …"), SelectChoice("cron", "Cron expression")],
         default="interval",
     )
     every_minutes = IntegerField(
