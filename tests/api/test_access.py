@@ -31,6 +31,7 @@ RUN_ENDPOINTS = [
     ("GET", "/api/v1/sync/progress/{sync}"),
     ("GET", "/api/v1/sync/runs/{sync}"),
     ("POST", "/api/v1/sync/cancel/{sync}"),
+    ("POST", "/api/v1/sync/retry/{sync}"),
 ]
 ALL = PATH_ENDPOINTS + HEADER_ENDPOINTS + RUN_ENDPOINTS + [("GET", "/api/v1/organizations")]
 
