@@ -65,6 +65,7 @@ def save_schedule(org, form):
     form.apply(org)
     cadence.reschedule(org)
     db.session.commit()
+    g.pop("_org_zones", None)  # the zone may have changed
     state = "on" if org.sync_enabled else "off"
     tz = org_zone(org)
     return f"Scheduled sync {state}: {cadence.schedule_of(org).describe()}; next run {localtime(org.next_run_at, tz)}."
