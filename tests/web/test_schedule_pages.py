@@ -2,8 +2,8 @@
 "next run in …", the pause banner with Resume, and Retry on run pages and history rows."""
 
 import re
-from html import unescape
 from datetime import timedelta
+from html import unescape
 from unittest import mock
 
 from routiq_admin.extensions import db
