@@ -249,9 +249,12 @@ def pause(org, reason, now=None):
 
 
 def resume(org, now=None):
-    """Clear the pause and the failure count; the next tick starts the organization."""
+    """Clear the pause; the next tick starts the organization.
+
+    The failure count stays until a run succeeds: that success is a recovery, and a clinic
+    still failing after a resume pauses again at its next failure.
+    """
     org.paused_at = org.paused_reason = None
-    org.consecutive_failures = 0
     org.next_run_at = now or utcnow()
 
 
