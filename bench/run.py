@@ -126,6 +126,13 @@ def measure_big(redis, workdir, args):
     )
 
 
+def measure_tick(redis, workdir, args):
+    from . import tick
+
+    log(f"[5/5] scheduler tick over {args.tick_orgs:,} organizations")
+    return tick.run(redis.url, workdir, args, log=log)
+
+
 # -- main ----------------------------------------------------------------------------------------
 
 
@@ -142,7 +149,9 @@ def parse_args(argv):
     )
     p.add_argument("--pg-database", default=common.PG_BENCH_DB, help="scratch database (created and dropped)")
     p.add_argument(
-        "--only", default="e2e,ingest,activity,big", help="comma list of: e2e, ingest, activity, big"
+        "--only",
+        default="e2e,ingest,activity,big,tick",
+        help="comma list of: e2e, ingest, activity, big, tick",
     )
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--latency-ms", type=int, default=100)
@@ -166,6 +175,7 @@ def parse_args(argv):
         args.small_patients, args.small_appointments = 10_000, 30_000
         args.first_budget, args.incremental_budget, args.activity_budget = 300, 120, 60
     args.big_rate_limit = 100_000
+    args.tick_orgs = 200 if args.quick else 1000
     args.sections = {s.strip() for s in args.only.split(",") if s.strip()}
     if args.output is None and not args.quick:
         args.output = ROOT_DOC
@@ -212,6 +222,8 @@ def main(argv=None):
                 results["activity"] = measure_activity(workdir, args)
             if "big" in args.sections:
                 results["big"] = measure_big(redis, workdir, args)
+            if "tick" in args.sections:
+                results["tick"] = measure_tick(redis, workdir, args)
         finally:
             redis.stop()
     facts["loadavg_end"] = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())

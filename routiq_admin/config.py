@@ -83,7 +83,6 @@ def load_config(instance_path, env=None, overrides=None):
         "STALE_SYNC_MINUTES": float(env.get("STALE_SYNC_MINUTES", 15)),
         "ACTIVE_PAST_DAYS": int(env.get("ACTIVE_PAST_DAYS", 30)),
         "ACTIVE_FUTURE_DAYS": int(env.get("ACTIVE_FUTURE_DAYS", 30)),
-        "FULL_RESYNC_HOURS": float(env.get("FULL_RESYNC_HOURS", 24)),
         "CLINIKO_BASE_URL": env.get("CLINIKO_BASE_URL") or "https://api.{shard}.cliniko.com/v1",
         "CLINIKO_USER_AGENT": env.get("CLINIKO_USER_AGENT") or "Routiq Admin (ops@example.com)",
         "CLINIKO_RATE_LIMIT_PER_MINUTE": int(env.get("CLINIKO_RATE_LIMIT_PER_MINUTE", 200)),

@@ -69,11 +69,16 @@ def _has_completed_run(org_id):
 def start_due(org, now):
     """Start one due organization's scheduled run (full when its daily pass is due); advance its schedule."""
     full = org.next_full_at is not None and org.next_full_at <= now and _has_completed_run(org.id)
+    before = org.next_run_at, org.next_full_at
+    advance(org, now)  # committed with the run row: one commit per start
     log.info("Starting automated sync for organization %s", org.id)
-    run = start_sync(org, "comprehensive", "scheduled", full=full)
-    advance(org, now)  # only once started: a start that failed is retried by the next tick
-    db.session.commit()
-    return run
+    try:
+        return start_sync(org, "comprehensive", "scheduled", full=full)
+    except AppError:
+        db.session.rollback()
+        org.next_run_at, org.next_full_at = before  # not started: the next tick retries
+        db.session.commit()
+        raise
 
 
 def tick(now=None):
