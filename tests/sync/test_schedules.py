@@ -151,7 +151,7 @@ def reload_org(org_id):
 
 
 def test_tick_starts_due_orgs_and_advances_next_run(app):
-    now = utcnow()
+    now = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # a frozen clock, far from the 02:30 full pass
     make_org("org_new", api_key="k-new-au1", schedule_every_minutes=30)  # never scheduled: due now
     make_org("org_later", api_key="k-later-au1", next_run_at=now + timedelta(minutes=45))
     make_org("org_paused", api_key="k-p-au1", next_run_at=now - timedelta(minutes=5), paused_at=now)
