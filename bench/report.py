@@ -211,6 +211,25 @@ def big_table(big):
     )
 
 
+def tick_table(results):
+    """The scheduler tick over a fleet (bench/tick.py)."""
+    rows = []
+    for r in results:
+        if "error" in r:
+            rows.append([r["database"], "—", "—", "—", r["error"][:80]])
+            continue
+        rows.append(
+            [
+                f"{r['database']}, {r['orgs']:,} orgs",
+                f"{fmt_s(r['all_due_seconds'])} ({r['all_due_started']} started, cap {r['max_starts']})",
+                f"{r['none_due_seconds'] * 1000:.0f} ms",
+                fmt_s(r["old_activity_pass_seconds"]),
+                "≤ 5 s: " + _met(r["all_due_seconds"] <= 5),
+            ]
+        )
+    return table(["database", "tick, all due", "tick, none due", "old per-org activity pass", "target"], rows)
+
+
 def _met(ok):
     return "yes" if ok else "**no**"
 
@@ -401,6 +420,8 @@ def _sections(results, args):
         from .fleet_view import render as fleet_view_table
 
         out.append(("7. Fleet view at 1,000 organizations", fleet_view_table(results["fleet_view"])))
+    if results.get("tick"):
+        out.append(("Scheduler tick", tick_table(results["tick"])))
     summary = summary_rows(
         e2e_first,
         e2e_second,

@@ -180,6 +180,13 @@ def measure_fleet_view(redis, workdir, args):
     return result
 
 
+def measure_tick(redis, workdir, args):
+    from . import tick
+
+    log(f"[5/5] scheduler tick over {args.tick_orgs:,} organizations")
+    return tick.run(redis.url, workdir, args, log=log)
+
+
 # -- main ----------------------------------------------------------------------------------------
 
 
@@ -206,8 +213,8 @@ def parse_args(argv):
     p.add_argument("--pg-database", default=common.PG_BENCH_DB, help="scratch database (created and dropped)")
     p.add_argument(
         "--only",
-        default="e2e,ingest,activity,big,api,fleet,activity-pg,fleet-view",
-        help="comma list of: e2e, ingest, activity, big, api, fleet, activity-pg, fleet-view",
+        default="e2e,ingest,activity,big,api,fleet,activity-pg,fleet-view,tick",
+        help="comma list of: e2e, ingest, activity, big, api, fleet, activity-pg, fleet-view, tick",
     )
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--latency-ms", type=int, default=100)
@@ -235,6 +242,7 @@ def parse_args(argv):
         args.fleet_sizes, args.fleet_workers, args.fleet_pollers = [24, 200], (1, 2, 4), [20, 50]
         args.analyze_patients, args.analyze_appointments = 20_000, 60_000
     args.big_rate_limit = 100_000
+    args.tick_orgs = 200 if args.quick else 1000
     args.sections = {s.strip() for s in args.only.split(",") if s.strip()}
     if args.output is None and not args.quick:
         args.output = ROOT_DOC
@@ -289,6 +297,8 @@ def main(argv=None):
                 results["activity_pg"] = measure_activity_pg(workdir, args)
             if "fleet-view" in args.sections:
                 results["fleet_view"] = measure_fleet_view(redis, workdir, args)
+            if "tick" in args.sections:
+                results["tick"] = measure_tick(redis, workdir, args)
         finally:
             redis.stop()
     facts["loadavg_end"] = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())

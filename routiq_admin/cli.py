@@ -1,5 +1,6 @@
 """Operator commands: `flask --app wsgi orgs|users|tokens|demo ...` (names are a contract)."""
 
+import re
 import secrets
 from pathlib import Path
 
@@ -12,9 +13,19 @@ from . import crypto, logs
 from .auth import ROLES
 from .errors import AppError
 from .extensions import db
-from .models import DEFAULT_SCOPES, SCOPES, ApiToken, Membership, NotificationTarget, Organization, User
+from .models import (
+    DEFAULT_SCOPES,
+    SCOPES,
+    ApiToken,
+    Membership,
+    NotificationTarget,
+    Organization,
+    User,
+    utcnow,
+)
 from .notify import EVENT_TYPES
 from .notify import targets as notify_targets
+from .sync import cadence
 from .sync.engine import run_in_foreground
 from .sync.plan import ALL_MODES, DEFAULT_MODE, IMPORT_MODE, cli_job_id
 from .sync.runs import create_run
@@ -55,6 +66,61 @@ def create_org(org_id, name, cliniko_api_key):
     click.echo(
         f"created {org.id} ({org.name}) key={org.masked_key or 'none'} region={org.cliniko_shard or '-'}"
     )
+
+
+def _every_minutes(value):
+    match = re.fullmatch(r"\s*(\d+)\s*(m|min|h)?\s*", value or "")
+    if not match:
+        raise click.BadParameter("use minutes or hours, e.g. 30m or 2h", param_hint="--every")
+    minutes = int(match.group(1)) * (60 if match.group(2) == "h" else 1)
+    if not cadence.MIN_EVERY <= minutes <= cadence.MAX_EVERY:
+        raise click.BadParameter(f"from {cadence.MIN_EVERY}m to 24h", param_hint="--every")
+    return minutes
+
+
+def _quiet(value):
+    try:
+        start, end = (cadence.parse_hhmm(part) for part in value.split("-"))
+    except ValueError:
+        raise click.BadParameter("use HH:MM-HH:MM, e.g. 08:00-18:00", param_hint="--quiet") from None
+    if start == end:
+        raise click.BadParameter("the window needs two different times", param_hint="--quiet")
+    return f"{start:%H:%M}", f"{end:%H:%M}"
+
+
+@orgs_cli.command("schedule")
+@click.argument("org_id")
+@click.option("--every", default=None, help="An interval: 30m, 2h (15m to 24h).")
+@click.option(
+    "--cron", default=None, help='A five-field cron expression in the clinic\'s zone, e.g. "0 */2 * * *".'
+)
+@click.option("--quiet", default=None, help="No scheduled start in this local window, e.g. 08:00-18:00.")
+def schedule_org(org_id, every, cron, quiet):
+    """Set an organization's schedule (interval or cron, optional quiet window) and print the next runs."""
+    if bool(every) == bool(cron):
+        raise click.UsageError("give exactly one of --every or --cron")
+    org = _org_or_fail(org_id)
+    if cron:
+        error = cadence.cron_error(cron)
+        if error:
+            raise click.BadParameter(error, param_hint="--cron")
+        org.schedule_cron, org.schedule_every_minutes = cron.strip(), None
+    else:
+        org.schedule_cron, org.schedule_every_minutes = None, _every_minutes(every)
+    org.quiet_start, org.quiet_end = _quiet(quiet) if quiet else (None, None)
+    if not quiet:
+        org.quiet_weekdays_only = False
+    try:
+        cadence.reschedule(org)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    db.session.commit()
+    sched = cadence.schedule_of(org)
+    click.echo(f"{org.id}: {sched.describe()}")
+    tz = sched.tz
+    for moment in cadence.preview(sched, utcnow()):
+        local = moment.astimezone(tz)
+        click.echo(f"  {local:%a %Y-%m-%d %H:%M} {local.tzname()}")
 
 
 @users_cli.command("create")

@@ -87,7 +87,6 @@ def load_config(instance_path, env=None, overrides=None):
         "STALE_SYNC_MINUTES": float(env.get("STALE_SYNC_MINUTES", 15)),
         "ACTIVE_PAST_DAYS": int(env.get("ACTIVE_PAST_DAYS", 30)),
         "ACTIVE_FUTURE_DAYS": int(env.get("ACTIVE_FUTURE_DAYS", 30)),
-        "FULL_RESYNC_HOURS": float(env.get("FULL_RESYNC_HOURS", 24)),
         "CLINIKO_BASE_URL": env.get("CLINIKO_BASE_URL") or "https://api.{shard}.cliniko.com/v1",
         "CLINIKO_USER_AGENT": env.get("CLINIKO_USER_AGENT") or "Routiq Admin (ops@example.com)",
         "CLINIKO_RATE_LIMIT_PER_MINUTE": int(env.get("CLINIKO_RATE_LIMIT_PER_MINUTE", 200)),
@@ -144,6 +143,12 @@ def load_config(instance_path, env=None, overrides=None):
         "NOTIFY_SLOW_SECONDS": float(env.get("NOTIFY_SLOW_SECONDS", 600)),
         # Webhooks to loopback/private addresses are refused in production (SSRF).
         "NOTIFY_ALLOW_PRIVATE_URLS": _bool(env.get("NOTIFY_ALLOW_PRIVATE_URLS"), app_env != "production"),
+        # Schedules: the global tick's period, starts per tick, auto-pause, retry backoff, activity refresh.
+        "SCHEDULER_TICK_SECONDS": int(env.get("SCHEDULER_TICK_SECONDS", 60)),
+        "SCHEDULER_MAX_STARTS_PER_TICK": int(env.get("SCHEDULER_MAX_STARTS_PER_TICK", 50)),
+        "AUTO_PAUSE_AFTER_FAILURES": int(env.get("AUTO_PAUSE_AFTER_FAILURES", 5)),
+        "SCHEDULE_RETRY_MINUTES": float(env.get("SCHEDULE_RETRY_MINUTES", 5)),
+        "ACTIVITY_REFRESH_MINUTES": float(env.get("ACTIVITY_REFRESH_MINUTES", 15)),
     }
     settings.update(overrides or {})
     return settings

@@ -80,8 +80,22 @@ class Organization(db.Model):
     credentials_valid: Mapped[bool | None] = mapped_column(Boolean)
     credentials_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sync_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
-    time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    # None: the zone Cliniko gives the clinic's business (else UTC); a name set here wins.
+    time_zone: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Schedule (sync/cadence.py): an interval (None = SYNC_INTERVAL_MINUTES) or a cron expression,
+    # an optional quiet window ("HH:MM" local), the daily full pass's local time.
+    schedule_every_minutes: Mapped[int | None] = mapped_column(Integer)
+    schedule_cron: Mapped[str | None] = mapped_column(String(120))
+    quiet_start: Mapped[str | None] = mapped_column(String(5))
+    quiet_end: Mapped[str | None] = mapped_column(String(5))
+    quiet_weekdays_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    full_sync_at: Mapped[str] = mapped_column(String(5), default="02:30", server_default="02:30")
+    next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    next_full_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    paused_reason: Mapped[str | None] = mapped_column(String(200))
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     @validates("id")
     def _validate_id(self, key, value):

@@ -6,7 +6,7 @@ from rq import get_current_job
 from routiq_admin import create_app
 from routiq_admin.notify.delivery import deliver
 from routiq_admin.sync.engine import SyncEngine
-from routiq_admin.sync.tick import tick
+from routiq_admin.sync.tick import refresh_idle_activity, tick
 
 
 def _app():
@@ -25,6 +25,13 @@ def scheduler_tick():
     """Run one scheduler tick."""
     with _app().app_context():
         return tick()
+
+
+def refresh_activity():
+    """Recompute patient activity for organizations without a run in progress ("now" moved)."""
+    app = create_app()
+    with app.app_context():
+        return refresh_idle_activity()
 
 
 def ping(value):

@@ -32,7 +32,7 @@ def main():
         scheduler = BeatingScheduler(queue_name=app.config["RQ_QUEUE"], connection=conn, interval=poll)
         minutes = app.config["SYNC_INTERVAL_MINUTES"]
         if app.config["ENABLE_SYNC_SCHEDULER"]:
-            register(scheduler, minutes)
+            register(scheduler, app.config["SCHEDULER_TICK_SECONDS"] / 60)
             log.info("Starting sync scheduler with %s minute intervals", minutes)
             log.info("Sync scheduler started successfully")
         else:

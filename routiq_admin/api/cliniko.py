@@ -47,6 +47,9 @@ def status(organization_id):
             "active_patients": data["active_patients"],
             "sync_running": data["sync_running"],
             "credentials_checked_at": iso(org.credentials_checked_at),
+            "sync_paused": org.paused_at is not None,
+            "paused_reason": org.paused_reason,
+            "paused_at": iso(org.paused_at),
         }
     )
 

@@ -206,6 +206,11 @@ SCHEMAS = {
             "message": STR,
             "current_sync_id": null(STR),
             "sync_interval_minutes": INT,
+            "schedule": ref("Schedule"),
+            "next_run_at": {
+                **null(TIME),
+                "description": "When the schedule next falls due (UTC); null until the first tick.",
+            },
         }
     ),
     "History": obj(
@@ -252,6 +257,41 @@ SCHEMAS = {
             "active_patients": INT,
             "sync_running": BOOL,
             "credentials_checked_at": null(TIME),
+            "sync_paused": {
+                **BOOL,
+                "description": "Scheduled syncs are paused (manual and API starts still work).",
+            },
+            "paused_reason": null(STR),
+            "paused_at": null(TIME),
+        }
+    ),
+    "Schedule": obj(
+        {
+            "type": enum(("interval", "cron")),
+            "every_minutes": {
+                **null(INT),
+                "description": "The interval (type interval); SYNC_INTERVAL_MINUTES by default.",
+            },
+            "cron": {**null(STR), "description": "Five-field cron expression in `time_zone` (type cron)."},
+            "time_zone": {**STR, "description": "IANA zone the schedule and pages use."},
+            "quiet_window": null(
+                obj(
+                    {"start": STR, "end": STR, "weekdays_only": BOOL},
+                    description="No scheduled start inside it.",
+                )
+            ),
+            "full_sync_at": {
+                **STR,
+                "description": "Local time (HH:MM) of the daily full comprehensive pass.",
+            },
+        }
+    ),
+    "RetryResponse": obj(
+        {
+            **STARTED,
+            "sync_started": {"const": True, "type": "boolean"},
+            "sync_mode": enum(ALL_MODES),
+            "retry_of": {**STR, "description": "The run that was retried."},
         }
     ),
     "ConnectionTest": obj(
@@ -527,6 +567,15 @@ EXAMPLES = {
         "message": "Scheduler status retrieved successfully",
         "current_sync_id": None,
         "sync_interval_minutes": 60,
+        "schedule": {
+            "type": "interval",
+            "every_minutes": 60,
+            "cron": None,
+            "time_zone": "Australia/Sydney",
+            "quiet_window": {"start": "08:00", "end": "18:00", "weekdays_only": True},
+            "full_sync_at": "02:30",
+        },
+        "next_run_at": T1,
     },
     "scheduler_trigger": {
         "message": "Scheduled sync triggered successfully",
@@ -535,6 +584,15 @@ EXAMPLES = {
         "timestamp": T1,
         "sync_id": SYNC_ID,
         "sync_mode": "comprehensive",
+    },
+    "retry": {
+        "message": f"Retry of {SYNC_ID} started",
+        "sync_started": True,
+        "sync_mode": "comprehensive",
+        "organization_id": ORG,
+        "sync_id": SYNC_ID + "_2",
+        "timestamp": T1,
+        "retry_of": SYNC_ID,
     },
     "start": {
         "message": "Sync started successfully in comprehensive mode",
@@ -612,6 +670,9 @@ EXAMPLES = {
         "active_patients": 212,
         "sync_running": False,
         "credentials_checked_at": T0,
+        "sync_paused": False,
+        "paused_reason": None,
+        "paused_at": None,
     },
     "test_connection": {
         "success": True,
@@ -678,8 +739,9 @@ PATHS = {
     "/api/v1/sync/scheduler/status": {
         "get": op(
             "Get scheduler status",
-            "`scheduler_active` is true only when the hourly tick is registered and a "
-            "scheduler process was seen within two poll intervals.",
+            "`scheduler_active` is true only when the tick (every minute) is registered and a "
+            "scheduler process was seen within two poll intervals. `schedule` is the organization's "
+            "schedule, `next_run_at` when it next falls due.",
             [H_ORG],
             responses("SchedulerStatus", EXAMPLES["scheduler_status"], 403, 404, 422),
             ["Sync"],
@@ -729,6 +791,16 @@ PATHS = {
             "(pages already written are kept). A finished run answers 409 `sync_not_active`.",
             [P_SYNC, H_ORG],
             responses("CancelResponse", EXAMPLES["cancel"], 403, 404, 409),
+            ["Sync"],
+        )
+    },
+    "/api/v1/sync/retry/{sync_id}": {
+        "post": op(
+            "Retry a run",
+            "Start a failed or cancelled run again: the same kind, mode and `full` flag, trigger `api`. "
+            "Answers with the new `sync_id`. A run still starting or running, or a completed one, answers 409.",
+            [P_SYNC, H_ORG],
+            responses("RetryResponse", EXAMPLES["retry"], 400, 403, 404, 409),
             ["Sync"],
         )
     },

@@ -18,7 +18,7 @@ from ..auth import (
 )
 from ..errors import Forbidden
 from ..models import SYNC_SCOPE
-from ..sync import events, plan, runs
+from ..sync import cadence, events, plan, runs
 from ..sync import status as run_status
 from ..timefmt import iso
 from .params import choice, int_range, mode_param, query, start_run
@@ -58,6 +58,8 @@ def scheduler_status():
             "message": "Scheduler status retrieved successfully",
             "current_sync_id": running.sync_id if running else None,
             "sync_interval_minutes": current_app.config["SYNC_INTERVAL_MINUTES"],
+            "schedule": cadence.schedule_of(org).as_json(),
+            "next_run_at": iso(org.next_run_at),
         }
     )
 
@@ -171,3 +173,14 @@ def cleanup():
             "timestamp": now_iso(),
         }
     )
+
+
+@bp.post("/retry/<sync_id>")
+def retry(sync_id):
+    """Start a failed or cancelled run again (same mode and `full`); 409 while it runs or once completed."""
+    run = run_in_scope(sync_id, "operator")
+    principal = require_principal()
+    new = runs.retry_run(run, "api", user=principal.user, label=principal.label)
+    body = started_json(new, f"Retry of {run.sync_id} started", sync_started=True, sync_mode=new.mode)
+    body["retry_of"] = run.sync_id
+    return jsonify(body)

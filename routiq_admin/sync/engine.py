@@ -32,6 +32,7 @@ from ..models import (
 )
 from ..timefmt import iso
 from .activity import analyze_after_load, refresh_activity
+from .cadence import record_outcome
 from .events import RunLog
 from .plan import STEP_PLAN, STEPS
 from .upsert import Upserter
@@ -106,6 +107,7 @@ class SyncEngine:
         self._last_commit = 0.0
         self._pending = None
         self._ahead = None  # the appointments' stream, its first page fetched with the patients'
+        self.outcome = None  # what the finished run changed in the schedule (cadence.record_outcome)
         # The engine step behind each plan step's name (plan.STEP_PLAN).
         self._step_methods = {
             "reference": self._step_reference,
@@ -304,7 +306,9 @@ class SyncEngine:
         if not done:
             log.warning("sync %s: run row no longer ours; final status %s not written", self.sync_id, status)
             return None
-        notify.run_finished(db.session.get(SyncRun, self.run_id))
+        run = db.session.get(SyncRun, self.run_id)
+        self.outcome = record_outcome(run)
+        notify.run_finished(run, outcome=self.outcome)
         if status == "completed":
             p = self.counts.get("patients", {}).get("fetched", 0)
             a = self.counts.get("appointments", {}).get("fetched", 0)

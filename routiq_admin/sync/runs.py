@@ -17,13 +17,15 @@ from .. import notify
 from ..cliniko.errors import CredentialsNotFound
 from ..errors import AppError, QueueUnavailable, SyncAlreadyRunning, SyncNotActive, ValidationError
 from ..extensions import db, get_queue, get_redis
-from ..models import SyncRun, utcnow
+from ..models import Organization, SyncRun, utcnow
 from . import events
+from .cadence import record_outcome
 from .engine import error_entry
 from .plan import ACTIVE_STATUSES, IMPORT_MODE, MODES, STEPS, TRIGGERS, is_cli_job
 
 log = logging.getLogger(__name__)
 
+RETRYABLE_STATUSES = ("failed", "cancelled")
 # An RQ job that vanished this soon after its row was committed may still be on its way in.
 JOB_GRACE = timedelta(seconds=30)
 # The current_step cleanup leaves on a run it failed (the metrics count these).
@@ -222,8 +224,24 @@ def cleanup_stale(org_ids=None):
         ):
             log.warning("cleaned up stale sync %s: %s", run.sync_id, reason)
             events.append(run, "error", reason, error_type="internal_error", error_code="SYNC_STALE")
-            notify.run_finished(run)
+            notify.run_finished(run, outcome=record_outcome(run))
             cleaned.append(run)
     events.prune(org_ids)
     db.session.commit()
     return cleaned
+
+
+def retry_run(run, trigger="manual", user=None, label=None):
+    """Start a failed or cancelled run again (same kind, mode and `full` flag); 409 otherwise."""
+    if run.is_active:
+        raise SyncAlreadyRunning(f"Sync {run.sync_id} is still {run.status}", sync_id=run.sync_id)
+    if run.status not in RETRYABLE_STATUSES:
+        raise SyncNotActive(
+            f"Sync {run.sync_id} completed; only failed or cancelled runs are retried",
+            error_code="SYNC_COMPLETED",
+            status=run.status,
+        )
+    org = db.session.get(Organization, run.organization_id)
+    if run.kind == "import":
+        return start_import(org, trigger, user=user, label=label)
+    return start_sync(org, run.mode, trigger, user=user, full=run.full, label=label)

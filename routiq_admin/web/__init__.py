@@ -3,9 +3,32 @@
 
 def register_web(app):
     """Register the dashboard blueprints, template filters and the `Vary: HX-Request` header."""
-    from . import account, admin, appointments, auth, common, notifications, orgs, patients, settings, syncs
+    from . import (
+        account,
+        admin,
+        appointments,
+        auth,
+        common,
+        notifications,
+        orgs,
+        patients,
+        schedule,
+        settings,
+        syncs,
+    )
 
-    for module in (auth, account, orgs, syncs, patients, appointments, settings, admin, notifications):
+    for module in (
+        auth,
+        account,
+        orgs,
+        syncs,
+        patients,
+        appointments,
+        settings,
+        admin,
+        notifications,
+        schedule,
+    ):
         app.register_blueprint(module.bp)
 
     app.jinja_env.filters.update(
@@ -15,7 +38,7 @@ def register_web(app):
         isotime=common.iso,
         thousands=lambda n: f"{n or 0:,}",
     )
-    app.jinja_env.globals.update(can=common.can)
+    app.jinja_env.globals.update(can=common.can, next_scheduled=schedule.next_scheduled)
 
     @app.after_request
     def _vary_on_htmx(response):

@@ -28,7 +28,7 @@ def new_org():
     if not form.validate():
         return render_template("admin/new_org.html", form=form), 422
     org_id, key, tz = form.id.data or new_org_id(), form.api_key.data, form.time_zone.data
-    org = Organization(id=org_id, name=form.name.data, time_zone=tz)
+    org = Organization(id=org_id, name=form.name.data, time_zone=tz or None)
     if key:
         org.set_api_key(key)
     db.session.add(org)

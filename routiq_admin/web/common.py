@@ -11,7 +11,8 @@ from werkzeug.exceptions import BadRequest
 
 from ..auth import require_org, require_principal, role_at_least
 from ..extensions import db
-from ..models import Business, for_org, utcnow
+from ..models import Business, utcnow
+from ..sync.cadence import valid_zone, zone_name
 
 PER_PAGE = 25
 
@@ -29,15 +30,6 @@ def org_context(org_id, role="viewer"):
     return org, require_principal().role_in(org.id)
 
 
-def valid_zone(name):
-    """Tell whether `name` is an IANA time zone this machine knows."""
-    try:
-        ZoneInfo(name)
-        return True
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-
-
 def zone(name):
     """Return a tzinfo for an IANA name, UTC when unknown."""
     try:
@@ -47,22 +39,19 @@ def zone(name):
 
 
 def org_zone(org):
-    """Return the zone an organization's times are shown in: its first business's, else its own."""
+    """Return the zone an organization's pages use (cadence.zone_name), the same for the whole request."""
     cache = g.setdefault("_org_zones", {})
     if org.id not in cache:
-        name = db.session.execute(
-            for_org(Business, org.id)
-            .where(Business.archived_at.is_(None), Business.time_zone_identifier.is_not(None))
-            .order_by(Business.id)
-            .limit(1)
-        ).scalar()
-        cache[org.id] = zone(name.time_zone_identifier if name else org.time_zone)
+        cache[org.id] = zone(zone_name(org))
     return cache[org.id]
 
 
 def org_zones(orgs):
     """Return {org_id: zone} for many organizations with one query (fills org_zone's cache)."""
     cache = g.setdefault("_org_zones", {})
+    for org in orgs:  # an explicit setting wins (cadence.zone_name)
+        if org.id not in cache and org.time_zone and valid_zone(org.time_zone):
+            cache[org.id] = zone(org.time_zone)
     wanted = [org for org in orgs if org.id not in cache]
     if wanted:
         first = (
@@ -83,7 +72,7 @@ def org_zones(orgs):
             ).all()
         )
         for org in wanted:
-            cache[org.id] = zone(names.get(org.id) or org.time_zone)
+            cache[org.id] = zone(names.get(org.id))
     return {org.id: cache[org.id] for org in orgs}
 
 

@@ -5,20 +5,23 @@ from markupsafe import Markup
 from wtforms import (
     BooleanField,
     EmailField,
+    IntegerField,
     PasswordField,
+    RadioField,
     SelectField,
     SelectMultipleField,
     StringField,
     ValidationError,
 )
-from wtforms.validators import Length
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget, PasswordInput, html_params
 
 from ..errors import AppError
 from ..extensions import db
 from ..models import ORG_ID_PATTERN, PATIENTS_READ, ROLES, SYNC_SCOPE, Organization
 from ..notify.targets import DEFAULT_EVENTS, EVENT_TYPES, check_url, parse_recipients
-from .common import valid_zone
+from ..sync import cadence
 
 
 def _strip(value):
@@ -40,8 +43,27 @@ def _no_spaces(form, field):
 
 
 def _zone(form, field):
-    if field.data != "UTC" and not valid_zone(field.data):
-        raise ValidationError(f"Unknown time zone {field.data!r}; use an IANA name such as Australia/Sydney.")
+    if field.data and not cadence.valid_zone(field.data):
+        raise ValidationError(
+            f"Unknown time zone {field.data!r}; pick an IANA zone such as Australia/Sydney."
+        )
+
+
+AUTO_ZONE = SelectChoice("", "Cliniko's business zone (automatic)")
+
+
+class ZoneField(SelectField):
+    """The IANA zones this machine knows; empty means Cliniko's business zone."""
+
+    def __init__(self, label, **kwargs):
+        super().__init__(label, choices=[AUTO_ZONE], validate_choice=False, **kwargs)
+
+    def pre_validate(self, form):
+        self.choices = [AUTO_ZONE, *(SelectChoice(name, name) for name in cadence.zone_names())]
+
+    def iter_choices(self):
+        self.pre_validate(None)
+        return super().iter_choices()
 
 
 class KeyInput(PasswordInput):
@@ -83,13 +105,12 @@ class NewOrgForm(FlaskForm):
         widget=KeyInput(),
         render_kw={"autocomplete": "new-password", "maxlength": 500},
     )
-    time_zone = StringField(
+    time_zone = ZoneField(
         "Time zone",
         id="org-tz",
-        default="UTC",
-        filters=[_strip, lambda v: v or "UTC"],
+        description="(pages and schedules use it; automatic: the zone Cliniko gives the business)",
+        filters=[_strip],
         validators=[_zone],
-        render_kw={"maxlength": 64},
     )
 
     def validate_name(self, field):
@@ -116,15 +137,87 @@ class ClinikoKeyForm(FlaskForm):
     )
 
 
-class SyncSettingsForm(FlaskForm):
+def _hhmm(form, field):
+    if field.data:
+        try:
+            cadence.parse_hhmm(field.data)
+        except ValueError:
+            raise ValidationError("Give a time like 08:00.") from None
+
+
+class ScheduleForm(FlaskForm):
+    """The clinic's schedule: on/off, zone, interval or cron, quiet window, daily full pass."""
+
     sync_enabled = FlagField("Sync this organization on the schedule", id="sync-enabled")
-    time_zone = StringField(
-        "Time zone",
-        id="time-zone",
-        filters=[_strip, lambda v: v or "UTC"],
-        validators=[_zone],
-        render_kw={"maxlength": 64, "autocomplete": "off"},
+    time_zone = ZoneField("Time zone", id="time-zone", filters=[_strip], validators=[_zone])
+    kind = RadioField(
+        "Runs",
+        id="schedule-kind",
+        choices=[SelectChoice("interval", "Every …"), SelectChoice("cron", "Cron expression")],
+        default="interval",
     )
+    every_minutes = IntegerField(
+        "Every (minutes)",
+        id="schedule-every",
+        description=f"({cadence.MIN_EVERY}–{cadence.MAX_EVERY}; empty: the default)",
+        validators=[Optional(), NumberRange(cadence.MIN_EVERY, cadence.MAX_EVERY)],
+        render_kw={"min": cadence.MIN_EVERY, "max": cadence.MAX_EVERY, "type": "number", "step": 1},
+    )
+    cron = StringField(
+        "Cron expression",
+        id="schedule-cron",
+        description="(minute hour day month weekday, in the clinic's zone)",
+        filters=[_strip],
+        render_kw={"maxlength": 120, "placeholder": "0 */2 * * *", "spellcheck": "false"},
+    )
+    quiet_start = StringField(
+        "Quiet from", id="quiet-start", filters=[_strip], validators=[_hhmm], render_kw={"type": "time"}
+    )
+    quiet_end = StringField(
+        "Quiet until", id="quiet-end", filters=[_strip], validators=[_hhmm], render_kw={"type": "time"}
+    )
+    quiet_weekdays_only = FlagField("Quiet on weekdays only", id="quiet-weekdays")
+    full_sync_at = StringField(
+        "Daily full pass at",
+        id="full-sync-at",
+        filters=[_strip, lambda v: v or cadence.DEFAULT_FULL_AT],
+        validators=[_hhmm],
+        render_kw={"type": "time"},
+    )
+
+    def validate_cron(self, field):
+        if self.kind.data == "cron":
+            error = cadence.cron_error(field.data)
+            if error:
+                raise ValidationError(error)
+
+    def validate_quiet_end(self, field):
+        if bool(self.quiet_start.data) != bool(field.data):
+            raise ValidationError("Give both ends of the quiet window, or neither.")
+        if field.data and field.data == self.quiet_start.data:
+            raise ValidationError("The quiet window needs two different times.")
+
+    def apply(self, org):
+        """Copy the form onto the organization (the caller validated it)."""
+        org.sync_enabled = self.sync_enabled.data
+        org.time_zone = self.time_zone.data or None
+        cron = self.kind.data == "cron"
+        org.schedule_cron = self.cron.data if cron else None
+        org.schedule_every_minutes = None if cron else self.every_minutes.data
+        org.quiet_start = self.quiet_start.data or None
+        org.quiet_end = self.quiet_end.data or None
+        org.quiet_weekdays_only = bool(self.quiet_start.data) and self.quiet_weekdays_only.data
+        org.full_sync_at = self.full_sync_at.data
+
+    @classmethod
+    def of(cls, org):
+        """Return the form filled from the organization (no request data)."""
+        form = cls(formdata=None, obj=org)
+        form.kind.data = "cron" if org.schedule_cron else "interval"
+        form.cron.data = org.schedule_cron or ""
+        form.every_minutes.data = org.schedule_every_minutes
+        form.time_zone.data = org.time_zone or ""
+        return form
 
 
 class InviteForm(FlaskForm):

@@ -3,8 +3,7 @@
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from ..auth import CLINIKO_CALL_ROLE, require_principal
-from ..models import utcnow
-from ..sync import plan, runs, schedule
+from ..sync import cadence, plan, runs
 from ..sync import status as run_status
 from ..sync.connection import check_connection
 from . import charts
@@ -21,17 +20,6 @@ ENTITY_LABELS = {
     "appointment_types": "Appointment types",
 }
 FAILURE_ALERT, SLOW_ALERT_SECONDS = 2, 600
-
-
-def next_run_label(org, scheduler):
-    """Say when the scheduler will next sync an organization, or why it will not."""
-    if not org.sync_enabled:
-        return "Sync off", None
-    if not org.has_credentials:
-        return "No Cliniko key", None
-    if not scheduler["active"] or scheduler["next_run"] is None:
-        return "Scheduler not running", None
-    return None, max(scheduler["next_run"], utcnow())
 
 
 def mini_context(org):
@@ -70,7 +58,6 @@ def index():
         FLEET_PER_PAGE,
         scalars=False,
     )
-    scheduler = schedule.scheduler_state()
     page_ids = [item.Organization.id for item in page.items]
     patients = run_status.patient_counts_by_org(page_ids)
     last = run_status.last_finished_runs(page_ids)
@@ -78,7 +65,6 @@ def index():
     rows = []
     for item in page.items:
         org = item.Organization
-        reason, next_at = next_run_label(org, scheduler)
         total, active = patients.get(org.id, (0, 0))
         run = runs.active_run(org.id) if item.running else None
         rows.append(
@@ -94,8 +80,6 @@ def index():
                 "states": [name for name in run_status.FLEET_STATES if getattr(item, name)],
                 "total_patients": total,
                 "active_patients": active,
-                "next_reason": reason,
-                "next_at": next_at,
                 "tz": zones[org.id],
             }
         )
@@ -170,6 +154,7 @@ def show(org_id):
         s=summary_context(org),
         h=history_context(org, role),
         connection=None,
+        schedule_text=cadence.schedule_of(org).describe(),
     )
 
 

@@ -23,7 +23,8 @@ from ..auth import end_sessions, require_person, require_principal
 from ..extensions import db
 from ..models import ROLES, ApiToken, Invitation, Membership, User, get_for_org, utcnow
 from .common import org_zone
-from .forms import ClinikoKeyForm, InviteForm, RoleForm, SyncSettingsForm, TokenForm
+from .forms import ClinikoKeyForm, InviteForm, RoleForm, ScheduleForm, TokenForm
+from .schedule import save_schedule, schedule_context
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +80,10 @@ def _page(org, user, *, once=None, forms=None, status=200):
             tokens=list(tokens),
             roles=ROLES,
             invitations=[i for i in invitations if i.pending],
+            schedule=schedule_context(org, (forms or {}).get("schedule_form")),
             **(once or {}),
             **{
                 "key_form": ClinikoKeyForm(formdata=None),
-                "sync_form": SyncSettingsForm(formdata=None, obj=org),
                 "invite_form": InviteForm(formdata=None),
                 "token_form": TokenForm(formdata=None),
                 **(forms or {}),
@@ -123,15 +124,13 @@ def cliniko(org_id):
 
 @bp.post("/sync")
 def sync(org_id):
-    """Turn scheduled syncing on or off and set the organization's time zone."""
+    """Save the schedule, time zone and on/off switch (web/schedule.py); the next run is computed from now."""
     org, me = _admin(org_id)
-    form = SyncSettingsForm()
+    form = ScheduleForm()
     if not form.validate():
-        return _invalid(org, me, sync_form=form)
-    org.sync_enabled = form.sync_enabled.data
-    org.time_zone = form.time_zone.data
-    db.session.commit()
-    flash(f"Scheduled sync {'on' if org.sync_enabled else 'off'}; time zone {org.time_zone}.", "info")
+        db.session.rollback()
+        return _invalid(org, me, schedule_form=form)
+    flash(save_schedule(org, form), "info")
     return _back(org)
 
 

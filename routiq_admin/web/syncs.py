@@ -237,3 +237,23 @@ def cancel(org_id, sync_id):
             "syncs/_progress.html", context, trigger="sync-finished", announce=_finished_message(run)
         )
     return _fragment("syncs/_progress.html", context)
+
+
+@bp.post("/<sync_id>/retry")
+def retry(org_id, sync_id):
+    """Start a failed or cancelled run again (same mode and full flag); show the new run."""
+    org, _ = org_context(org_id, "operator")
+    run = _run_or_404(org, sync_id)
+    try:
+        new = runs.retry_run(run, "manual", user=require_principal().user)
+    except SyncAlreadyRunning as exc:
+        flash("A sync is already running for this organization; showing it.", "info")
+        running = run_status.find_run(exc.extra.get("sync_id"), [org.id]) or runs.active_run(org.id) or run
+        return redirect(url_for("syncs.show", org_id=org.id, sync_id=running.sync_id))
+    except AppError as exc:
+        if exc.http_status >= 500 and exc.error_type != "queue_unavailable":
+            raise
+        flash(exc.message, "error")
+        return redirect(url_for("syncs.show", org_id=org.id, sync_id=run.sync_id))
+    flash(f"Retrying: {new.sync_id} started ({new.mode}{', full' if new.full else ''}).", "info")
+    return redirect(url_for("syncs.show", org_id=org.id, sync_id=new.sync_id))

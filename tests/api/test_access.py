@@ -32,6 +32,7 @@ RUN_ENDPOINTS = [
     ("GET", "/api/v1/sync/progress/{sync}"),
     ("GET", "/api/v1/sync/runs/{sync}"),
     ("POST", "/api/v1/sync/cancel/{sync}"),
+    ("POST", "/api/v1/sync/retry/{sync}"),
 ]
 ALL = PATH_ENDPOINTS + HEADER_ENDPOINTS + RUN_ENDPOINTS + [("GET", "/api/v1/organizations")]
 # Credentials scoped to organization A: one of our API tokens, a Clerk session token for A.

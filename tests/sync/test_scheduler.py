@@ -1,4 +1,7 @@
-"""The periodic tick: idempotent registration, heartbeat, fan-out, backoff, the daily full pass."""
+"""The periodic tick: idempotent registration, heartbeat, fan-out, stale cleanup, activity job.
+
+Schedules, pause and the daily full pass: tests/sync/test_schedules.py.
+"""
 
 from datetime import timedelta
 
@@ -9,7 +12,7 @@ from sqlalchemy import select
 from routiq_admin.extensions import db, get_queue
 from routiq_admin.models import Appointment, Patient, SyncRun, utcnow
 from routiq_admin.sync.schedule import HEARTBEAT_KEY, TICK_FUNC, TICK_JOB_ID, beat, register, scheduler_active
-from routiq_admin.sync.tick import MAX_BACKOFF_TICKS, backing_off, needs_full_pass, tick
+from routiq_admin.sync.tick import ACTIVITY_JOB_ID, refresh_idle_activity, tick
 from tests.conftest import start_process, stop, subprocess_env, wait_for
 from tests.factories import make_org, make_run
 
@@ -109,11 +112,12 @@ def test_tick_fans_out_to_every_eligible_org_and_skips_the_rest(app):
         select(SyncRun.organization_id).where(SyncRun.organization_id.in_(["org_disabled", "org_keyless"]))
     ).all()
     assert others == []
-    assert sorted(get_queue().job_ids) == sorted(run.job_id for runs in started.values() for run in runs)
-    # a second tick finds them all busy and starts nothing
+    queued = [job_id for job_id in get_queue().job_ids if job_id != ACTIVITY_JOB_ID]
+    assert sorted(queued) == sorted(run.job_id for runs in started.values() for run in runs)
+    # a second tick starts nothing: the started ones are not due again yet, the busy one still runs
     again = tick()
     assert again["started"] == []
-    assert {org_id for org_id, why in again["skipped"] if why == "running"} == {"org_a", "org_e", "org_busy"}
+    assert {org_id for org_id, why in again["skipped"] if why == "running"} == {"org_busy"}
 
 
 def test_tick_cleans_stale_runs_then_restarts_the_org(app):
@@ -126,7 +130,7 @@ def test_tick_cleans_stale_runs_then_restarts_the_org(app):
     assert len(new_runs(org.id)) == 1
 
 
-def test_tick_refreshes_activity_for_every_org(app):
+def test_tick_leaves_activity_to_its_own_job(app, redis_conn):
     org = make_org("org_off", api_key=None, sync_enabled=False)
     db.session.add(Patient(organization_id=org.id, cliniko_id="1", activity_status="inactive"))
     db.session.add(
@@ -135,70 +139,13 @@ def test_tick_refreshes_activity_for_every_org(app):
         )
     )
     db.session.commit()
-    tick()
+    first, second = tick(), tick()
+    assert first["activity_refresh"] is True and second["activity_refresh"] is False  # at most one per period
+    assert ACTIVITY_JOB_ID in get_queue().job_ids
+    db.session.rollback()
+    patient = db.session.execute(select(Patient).where(Patient.organization_id == org.id)).scalar_one()
+    assert patient.activity_status == "inactive"  # the tick itself did not touch it
+    assert refresh_idle_activity() == 1
     db.session.rollback()
     patient = db.session.execute(select(Patient).where(Patient.organization_id == org.id)).scalar_one()
     assert patient.activity_status == "upcoming_only" and patient.upcoming_appointment_count == 1
-
-
-def test_backoff_after_repeated_scheduled_failures(app):
-    org = make_org("org_flaky", api_key="key-f-au1")
-    make_run(org.id, "failed", age=timedelta(minutes=5))
-    assert backing_off(org.id, INTERVAL) is False  # one failure: the next tick retries
-    make_run(org.id, "failed", age=timedelta(minutes=1))
-    assert backing_off(org.id, INTERVAL) is True
-    summary = tick()
-    assert summary["started"] == [] and (org.id, "backoff") in summary["skipped"]
-    # manual failures do not count, a scheduled success resets the streak
-    other = make_org("org_recovered", api_key="key-r-au1")
-    make_run(other.id, "failed", age=timedelta(minutes=30))
-    make_run(other.id, "failed", age=timedelta(minutes=20))
-    make_run(other.id, "completed", age=timedelta(minutes=10))
-    make_run(other.id, "failed", age=timedelta(minutes=5), trigger="manual")
-    assert backing_off(other.id, INTERVAL) is False
-
-
-@pytest.mark.parametrize(
-    ("failures", "last_age_intervals", "skipped"),
-    [
-        (2, 1, True),  # two failures: skip one tick
-        (2, 2, False),
-        (4, 7, True),  # four failures: skip 8 ticks
-        (4, 8, False),
-        (MAX_BACKOFF_TICKS + 2, MAX_BACKOFF_TICKS - 1, True),  # capped
-        (MAX_BACKOFF_TICKS + 2, MAX_BACKOFF_TICKS, False),
-    ],
-)
-def test_backoff_grows_and_is_capped(app, failures, last_age_intervals, skipped):
-    org = make_org("org_backoff", api_key="key-x-au1")
-    for k in range(failures, 0, -1):
-        make_run(org.id, "failed", age=INTERVAL * (last_age_intervals + k - 1))
-    assert backing_off(org.id, INTERVAL) is skipped
-
-
-def test_daily_full_pass(app):
-    make_org("org_never", api_key="key-n-au1")
-    incremental_only = make_org("org_incr", api_key="key-i-au1")
-    make_run(incremental_only.id, "completed", age=timedelta(hours=2))
-    fresh_full = make_org("org_fresh", api_key="key-h-au1")
-    make_run(fresh_full.id, "completed", age=timedelta(hours=1), full=True)
-    old_full = make_org("org_old", api_key="key-o-au1")
-    make_run(old_full.id, "completed", age=timedelta(hours=25), full=True)
-    make_run(old_full.id, "completed", age=timedelta(hours=1))
-    basic_full = make_org("org_basic", api_key="key-k-au1")
-    make_run(basic_full.id, "completed", age=timedelta(hours=1), full=True, mode="basic")
-
-    assert needs_full_pass(fresh_full.id) is False
-    assert needs_full_pass(old_full.id) is True
-    tick()
-    full = {
-        org_id: new_runs(org_id)[0].full
-        for org_id in ("org_never", "org_incr", "org_fresh", "org_old", "org_basic")
-    }
-    assert full == {
-        "org_never": False,  # a first sync reads everything anyway
-        "org_incr": True,
-        "org_fresh": False,
-        "org_old": True,
-        "org_basic": True,  # only a full comprehensive pass reconciles everything
-    }

@@ -18,6 +18,8 @@ def _posts(org_id, sync_id):
         "key": (f"/orgs/{org_id}/settings/cliniko", {"api_key": "new-key-au2"}),
         "sync": (f"/orgs/{org_id}/settings/sync", {"sync_enabled": "1", "time_zone": "UTC"}),
         "token": (f"/orgs/{org_id}/settings/tokens", {"name": "x"}),
+        "retry": (f"/orgs/{org_id}/syncs/{sync_id}/retry", {}),
+        "resume": (f"/orgs/{org_id}/resume", {}),
         "member": (
             f"/orgs/{org_id}/settings/members",
             {"email": "x@example.com", "role": "viewer"},
@@ -29,8 +31,8 @@ def _posts(org_id, sync_id):
     "role, allowed",
     [
         ("viewer", set()),
-        ("operator", {"start", "cancel", "test"}),
-        ("admin", {"start", "cancel", "test", "key", "sync", "token", "member"}),
+        ("operator", {"start", "cancel", "test", "retry", "resume"}),
+        ("admin", {"start", "cancel", "test", "key", "sync", "token", "member", "retry", "resume"}),
         ("outsider", set()),
     ],
 )
