@@ -6,7 +6,7 @@ from tests.factories import login, make_user
 
 
 def _input(html, input_id):
-    return re.search(rf"<input [^>]*id=\"{input_id}\"[^>]*>", html).group(0)
+    return re.search(rf"<(?:input|select) [^>]*id=\"{input_id}\"[^>]*>", html).group(0)
 
 
 def test_bad_org_id_is_marked_on_its_field(client):
@@ -51,8 +51,6 @@ def test_settings_forms_mark_the_field_that_failed(client):
         assert re.search(rf'<p class="field-error" id="{input_id}-error">{re.escape(message)}', html), path
         assert "no-store" in response.headers["Cache-Control"]
     # the bound value comes back (never the key), and nothing was saved
-    html = client.post(settings + "/sync", data={"time_zone": "Mars/Base"}).get_data(as_text=True)
-    assert 'value="Mars/Base"' in _input(html, "time-zone")
     assert "has space" not in client.post(settings + "/cliniko", data={"api_key": "has space"}).get_data(
         as_text=True
     )
