@@ -114,13 +114,25 @@ def sync_status(org):
     return "healthy"
 
 
+# The four activity statuses, named so that none reads as "active" (which is any of the first three).
+ACTIVITY_LABELS = {
+    "active": "Recent and upcoming",
+    "recently_active": "Recent only",
+    "upcoming_only": "Upcoming only",
+    "inactive": "Inactive",
+}
+
+
+def active_patient():
+    """Return the SQL condition for an active patient: any activity status but inactive (design.md)."""
+    return Patient.activity_status != "inactive"
+
+
 def patient_counts(org_id):
     """Return (patients not archived, active patients) for an organization."""
     live = (Patient.organization_id == org_id) & Patient.archived_at.is_(None) & Patient.deleted_at.is_(None)
     total = db.session.execute(select(func.count()).where(live)).scalar()
-    active = db.session.execute(
-        select(func.count()).where(live, Patient.activity_status != "inactive")
-    ).scalar()
+    active = db.session.execute(select(func.count()).where(live, active_patient())).scalar()
     return total, active
 
 

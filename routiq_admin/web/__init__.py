@@ -14,8 +14,11 @@ def register_web(app):
         duration=common.duration,
         isotime=common.iso,
         thousands=lambda n: f"{n or 0:,}",
+        run_label=common.run_label,
+        run_kind=common.run_kind_label,
+        run_trigger=common.run_trigger_label,
     )
-    app.jinja_env.globals.update(can=common.can)
+    app.jinja_env.globals.update(can=common.can, patient_name=common.patient_name)
 
     @app.after_request
     def _vary_on_htmx(response):
