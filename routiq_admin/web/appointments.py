@@ -106,6 +106,7 @@ def index(org_id):
         "role": role,
         "tz": tz,
         "form": form,
+        "oob_form": is_htmx() and not valid,
         "page": page,
         "rows": rows,
         "filters": {"from": start.isoformat(), "to": end.isoformat(), "status": status},

@@ -134,8 +134,11 @@ EARLIEST_DAY, LATEST_DAY = date(1900, 1, 1), date(2199, 12, 31)
 
 
 def filter_status(valid):
-    """Return the status of a filtered list: 400 when a filter was refused (its field says why)."""
-    return 200 if valid else 400
+    """Return a filtered list's status: 400 for a page with a refused filter (its field says why).
+
+    An htmx fragment answers 200 (htmx swaps only 2xx) and carries the marked form out of band.
+    """
+    return 200 if valid or is_htmx() else 400
 
 
 def can(role, needed):

@@ -60,6 +60,7 @@ def index(org_id):
         "role": role,
         "tz": org_zone(org),
         "form": form,
+        "oob_form": is_htmx() and not valid,
         "page": paginate(stmt, page_number(), PER_PAGE),
         "filters": {"q": q, "activity": activity, "archived": "1" if archived else ""},
         "activity_labels": ACTIVITY_LABELS,

@@ -165,7 +165,11 @@ def test_history_filters_paging_and_links(client):
     assert "13 runs: 12 completed, 1 failed" in only_failed  # totals ignore filters
     scheduled = client.get(f"/orgs/{org.id}/syncs?trigger=scheduled&mode=comprehensive", headers=HX)
     assert scheduled.get_data(as_text=True).count("<tr data-sync-id") == 6
-    assert client.get(f"/orgs/{org.id}/syncs?status=bogus", headers=HX).status_code == 400
+    assert client.get(f"/orgs/{org.id}/syncs?status=bogus").status_code == 400  # page: field marked
+    bogus = client.get(f"/orgs/{org.id}/syncs?status=bogus", headers=HX)  # htmx swaps only 2xx
+    assert bogus.status_code == 200 and 'aria-describedby="history-status-error"' in bogus.get_data(
+        as_text=True
+    )
     assert "sync-finished from:body" in html and "status=failed" in only_failed
 
 

@@ -54,6 +54,14 @@ def test_bad_filters_render_the_page_with_the_field_marked(client, org, path, fi
 def test_to_before_from_is_said_not_clamped(client, org):
     html = client.get(f"/orgs/{org.id}/appointments?from=2026-03-10&to=2026-03-01").get_data(as_text=True)
     assert "“To” is before “From”" in html
+    # htmx swaps only 2xx: the fragment answers 200 and brings the marked form out of band.
+    frag = client.get(f"/orgs/{org.id}/appointments?from=2026-03-10&to=2026-03-01", headers=HX)
+    html = frag.get_data(as_text=True)
+    assert frag.status_code == 200 and "<html" not in html
+    assert '<form id="appointments-filters"' in html and 'hx-swap-oob="true"' in html
+    assert 'aria-describedby="appt-to-error"' in html
+    valid = client.get(f"/orgs/{org.id}/appointments?from=2026-03-01", headers=HX).get_data(as_text=True)
+    assert "appointments-filters" not in valid
 
 
 def test_page_past_the_end_shows_the_last_page(client, org):
