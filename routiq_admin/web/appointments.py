@@ -8,7 +8,7 @@ from sqlalchemy import and_, select
 from ..models import Appointment, AppointmentType, Business, Patient, Practitioner, utcnow
 from .common import (
     PER_PAGE,
-    filter_status,
+    list_response,
     is_htmx,
     org_context,
     org_zone,
@@ -113,4 +113,4 @@ def index(org_id):
         "status_labels": STATUS_LABELS,
     }
     html = render_template("appointments/_table.html" if is_htmx() else "appointments/index.html", **context)
-    return html, filter_status(valid)
+    return list_response(html, valid, "appointments.index", context["filters"], page, org_id=org.id)

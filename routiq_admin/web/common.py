@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flask import g, request
+from flask import g, make_response, request, url_for
 from sqlalchemy import func, select
 
 from ..auth import require_org, require_principal, role_at_least
@@ -131,6 +131,21 @@ def paginate(stmt, page, per_page=PER_PAGE, scalars=True):
 
 # Dates the dashboard accepts: far enough for any clinic, far from datetime's limits.
 EARLIEST_DAY, LATEST_DAY = date(1900, 1, 1), date(2199, 12, 31)
+
+
+def list_response(html, valid, endpoint, filters, page, **route):
+    """Answer a filtered list; an htmx answer tells the address bar what it shows (HX-Push-Url).
+
+    The pushed address is the response's, not the request's: the filters as applied and the page
+    shown (the last one when the request asked past the end), so URL and table always agree.
+    """
+    response = make_response(html, filter_status(valid))
+    if is_htmx():
+        query = {k: v for k, v in filters.items() if v}
+        if page.page > 1:
+            query["page"] = page.page
+        response.headers["HX-Push-Url"] = url_for(endpoint, **route, **query)
+    return response
 
 
 def filter_status(valid):

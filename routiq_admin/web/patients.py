@@ -5,7 +5,7 @@ from sqlalchemy import func, or_
 
 from ..models import Patient, for_org
 from ..sync.status import ACTIVITY_LABELS, active_patient
-from .common import PER_PAGE, filter_status, is_htmx, org_context, org_zone, page_number, paginate
+from .common import PER_PAGE, is_htmx, list_response, org_context, org_zone, page_number, paginate
 from .forms import PatientFilterForm
 
 bp = Blueprint("patients", __name__, url_prefix="/orgs/<org_id>/patients")
@@ -66,4 +66,4 @@ def index(org_id):
         "activity_labels": ACTIVITY_LABELS,
     }
     html = render_template("patients/_table.html" if is_htmx() else "patients/index.html", **context)
-    return html, filter_status(valid)
+    return list_response(html, valid, "patients.index", context["filters"], context["page"], org_id=org.id)

@@ -91,7 +91,9 @@ def file_site(base_config, tmp_path):
     """The app on its own SQLite file over real HTTP, so a test can take the database away."""
     path = tmp_path / "instance" / "routiq.db"
     path.parent.mkdir()
-    app = create_app({**base_config, "INSTANCE_PATH": str(path.parent), "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}"})
+    app = create_app(
+        {**base_config, "INSTANCE_PATH": str(path.parent), "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}"}
+    )
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
@@ -117,3 +119,59 @@ def test_sync_now_with_the_database_gone_says_so_beside_the_button(file_site, op
     alert = page.locator("form.controls .htmx-error[role=alert]")
     alert.wait_for()
     assert "Database error" in alert.inner_text() and "The database is unavailable" in alert.inner_text()
+
+
+def _patients(org, names, n):
+    db.session.add_all(
+        Patient(organization_id=org.id, cliniko_id=f"{name}{i}", first_name=f"{name}{i:02d}", last_name=name)
+        for name in names
+        for i in range(n)
+    )
+    db.session.commit()
+
+
+@pytest.mark.browser
+def test_typing_then_next_leaves_url_box_and_table_agreeing(site, open_page):
+    app, url = site
+    org = make_org(name="Harbour Physio")
+    make_user(org=org, role="viewer")
+    _patients(org, ["Lee", "Ng"], 40)  # 80 patients: 4 pages; "lee" alone: 40, 2 pages
+    page = open_page(url, viewport={"width": 1280, "height": 900})
+    sign_in(page, "staff@example.com")
+    page.goto(f"/orgs/{org.id}/patients")
+    requests = []
+    page.on(
+        "request", lambda r: "/patients" in r.url and r.headers.get("hx-request") and requests.append(r.url)
+    )
+    page.fill("#patient-q", "lee")
+    page.click("#patients-table a[rel=next]")  # before the search's 300 ms delay ends
+    page.wait_for_load_state("networkidle")
+    page.wait_for_function("!document.querySelector('.htmx-request')")
+    page.wait_for_timeout(500)  # let a trailing delayed request land, if any
+    page.wait_for_load_state("networkidle")
+    shown_url = page.url
+    assert "q=lee" in shown_url, shown_url
+    assert page.input_value("#patient-q") == "lee"
+    html = page.inner_html("#patients-table")
+    label = re.search(r"Page (\d+) of (\d+)", html)
+    expected_page = re.search(r"[?&]page=(\d+)", shown_url)
+    assert label and label.group(2) == "2", html[:300]
+    assert label.group(1) == (expected_page.group(1) if expected_page else "1"), (shown_url, label.group(0))
+    assert "Ng" not in page.inner_text("#patients-table tbody")
+    assert len(requests) <= 2, requests  # the link, then at most the search's own request
+
+
+@pytest.mark.browser
+def test_next_carries_the_search_and_the_address_follows_the_response(site, open_page):
+    _, url = site
+    org = make_org(name="Harbour Physio")
+    make_user(org=org, role="viewer")
+    _patients(org, ["Lee", "Ng"], 40)
+    page = open_page(url, viewport={"width": 1280, "height": 900})
+    sign_in(page, "staff@example.com")
+    page.goto(f"/orgs/{org.id}/patients?q=lee")
+    page.click("#patients-table a[rel=next]")
+    page.wait_for_selector("#patients-table >> text=Page 2 of 2")
+    assert re.search(r"q=lee", page.url) and re.search(r"page=2", page.url), page.url
+    page.goto(f"/orgs/{org.id}/patients?q=lee&page=99")
+    assert "Page 2 of 2" in page.inner_text("#patients-table")
