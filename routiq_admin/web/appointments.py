@@ -8,8 +8,8 @@ from sqlalchemy import and_, select
 from ..models import Appointment, AppointmentType, Business, Patient, Practitioner, utcnow
 from .common import (
     PER_PAGE,
-    list_response,
     is_htmx,
+    list_response,
     org_context,
     org_zone,
     page_number,

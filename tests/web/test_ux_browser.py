@@ -3,7 +3,6 @@ search racing its pager, and the layout points (run page at 1280 px, emails, log
 
 import re
 import threading
-from datetime import timedelta
 
 import pytest
 from werkzeug.serving import make_server
@@ -13,7 +12,7 @@ from routiq_admin.errors import AppError
 from routiq_admin.extensions import db
 from routiq_admin.handlers import handle_app_error
 from routiq_admin.models import Patient
-from tests.factories import make_org, make_run, make_user
+from tests.factories import make_org, make_user
 from tests.web.conftest import sign_in
 from tests.web.helpers import HX
 
