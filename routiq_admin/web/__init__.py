@@ -17,6 +17,7 @@ def register_web(app):
         run_label=common.run_label,
         run_kind=common.run_kind_label,
         run_trigger=common.run_trigger_label,
+        breakable=common.breakable,
     )
     app.jinja_env.globals.update(can=common.can, patient_name=common.patient_name)
 

@@ -1,11 +1,13 @@
 """Helpers the dashboard views share: htmx detection, time zones, formatting, paging."""
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import g, make_response, request, url_for
+from markupsafe import Markup, escape
 from sqlalchemy import func, select
 
 from ..auth import require_org, require_principal, role_at_least
@@ -203,3 +205,17 @@ def run_trigger_label(run):
 def run_label(run):
     """Return a run's one-line label for people: what it is and how it started."""
     return f"{run_kind_label(run)} · {run_trigger_label(run)}"
+
+
+def breakable(text):
+    """Escape text; an email in it wraps only after '@' or before a '.', never mid-word or at '-'."""
+    if not text:
+        return text
+    out = []
+    for word in re.split(r"(\s+)", str(text)):
+        if "@" not in word:
+            out.append(str(escape(word)))
+            continue
+        parts = re.split(r"(?<=@)|(?=\.)", word)
+        out.append("<wbr>".join(f'<span class="nowrap">{escape(p)}</span>' for p in parts if p))
+    return Markup("".join(out))

@@ -12,7 +12,7 @@ from routiq_admin.errors import AppError
 from routiq_admin.extensions import db
 from routiq_admin.handlers import handle_app_error
 from routiq_admin.models import Patient
-from tests.factories import make_org, make_user
+from tests.factories import make_org, make_run, make_user
 from tests.web.conftest import sign_in
 from tests.web.helpers import HX
 
@@ -145,7 +145,7 @@ def test_typing_then_next_leaves_url_box_and_table_agreeing(site, open_page):
     page.fill("#patient-q", "lee")
     page.click("#patients-table a[rel=next]")  # before the search's 300 ms delay ends
     page.wait_for_load_state("networkidle")
-    page.wait_for_function("!document.querySelector('.htmx-request')")
+    page.wait_for_selector(".htmx-request", state="detached")
     page.wait_for_timeout(500)  # let a trailing delayed request land, if any
     page.wait_for_load_state("networkidle")
     shown_url = page.url
@@ -174,3 +174,112 @@ def test_next_carries_the_search_and_the_address_follows_the_response(site, open
     assert re.search(r"q=lee", page.url) and re.search(r"page=2", page.url), page.url
     page.goto(f"/orgs/{org.id}/patients?q=lee&page=99")
     assert "Page 2 of 2" in page.inner_text("#patients-table")
+
+
+# Where a line of an element's text wraps: the characters after which the next one sits lower.
+WRAPS = """el => {
+  const text = el.textContent, breaks = [];
+  const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+  let node, last = null, seen = "";
+  while ((node = walker.nextNode())) {
+    for (let i = 0; i < node.length; i++) {
+      const r = document.createRange(); r.setStart(node, i); r.setEnd(node, i + 1);
+      const box = r.getBoundingClientRect();
+      if (box.width === 0) { seen += node.data[i]; continue; }
+      if (last !== null && box.top > last + 2) breaks.push(seen);
+      last = box.top; seen += node.data[i];
+    }
+  }
+  return breaks;
+}"""
+
+LONG_EMAIL = "margaret.oconnor-abernethy@harbourphysiotherapy.example.com"
+
+
+@pytest.mark.browser
+def test_run_page_per_entity_table_fits_at_1280_and_emails_wrap_between_words(site, open_page):
+    _, url = site
+    org = make_org(name="Harbour Physio")
+    make_user(LONG_EMAIL, org=org, role="admin")
+    make_user(org=org, role="viewer")
+    counts = {"fetched": 123456, "created": 120000, "updated": 3456, "unchanged": 0, "failed": 12}
+    run = make_run(
+        org.id,
+        "completed",
+        trigger="manual",
+        triggered_by_label=LONG_EMAIL,
+        entity_counts={e: counts for e in ("businesses", "practitioners", "appointment_types", "patients")},
+    )
+    db.session.add_all(
+        Patient(
+            organization_id=org.id, cliniko_id=str(i), first_name="Ann", last_name="Lee", email=LONG_EMAIL
+        )
+        for i in range(3)
+    )
+    db.session.commit()
+    page = open_page(url, viewport={"width": 1280, "height": 900})
+    sign_in(page, LONG_EMAIL)
+    page.goto(f"/orgs/{org.id}/syncs/{run.sync_id}")
+    wrap = page.locator("table.counts").locator("xpath=..")
+    assert wrap.evaluate("el => el.scrollWidth <= el.clientWidth"), "the Per entity table is cut off"
+    last = page.locator("table.counts thead th").last
+    assert last.is_visible() and last.inner_text().strip() == "failed"
+    for path, selector in (
+        (f"/orgs/{org.id}/syncs/{run.sync_id}", "#run-details dd"),
+        (f"/orgs/{org.id}/patients", "#patients-table .email"),
+        (f"/orgs/{org.id}/settings", "table.members .email"),
+        (f"/orgs/{org.id}/syncs", "#history td[data-label=Trigger]"),
+    ):
+        page.goto(path)
+        for el in page.locator(selector).element_handles():
+            for before in el.evaluate(WRAPS):
+                assert before.endswith(("@", " ", ",")) or el.evaluate(
+                    "(el, n) => el.textContent[n] === '.'", len(before)
+                ), f"{path}: an email wraps mid-word after {before!r}"
+
+
+@pytest.mark.browser
+def test_logout_says_so_and_login_redirects_carry_no_trailing_question_mark(site, open_page):
+    _, url = site
+    org = make_org(name="Harbour Physio")
+    make_user(org=org, role="viewer")
+    page = open_page(url, viewport={"width": 1280, "height": 900})
+    page.goto(f"/orgs/{org.id}")
+    assert page.url.endswith("/login?next=/orgs/org_test"), page.url
+    page.goto(f"/orgs/{org.id}/patients?q=x")
+    assert page.url.endswith("/login?next=/orgs/org_test/patients?q%3Dx"), page.url
+    sign_in(page, "staff@example.com")
+    page.click("text=Log out")
+    page.wait_for_url(re.compile(r"/login$"))
+    assert "You are logged out." in page.inner_text(".flash")
+
+
+@pytest.mark.browser
+def test_members_table_when_you_are_alone_or_not_a_member(site, open_page):
+    _, url = site
+    org = make_org(name="Harbour Physio")
+    make_user(org=org, role="admin")
+    make_user("boss@example.com", superuser=True)
+    page = open_page(url, viewport={"width": 1280, "height": 900})
+    sign_in(page, "staff@example.com")
+    page.goto(f"/orgs/{org.id}/settings")
+    assert "You are the only member" in page.inner_text("#members-title >> xpath=..")
+    assert page.locator("table.members tbody tr").count() == 1
+    other = make_org("org_empty", name="Empty Clinic")
+    boss = open_page(url, viewport={"width": 1280, "height": 900})
+    sign_in(boss, "boss@example.com")
+    boss.goto(f"/orgs/{other.id}/settings")
+    section = boss.inner_text("#members-title >> xpath=..")
+    assert "Nobody is a member" in section and boss.locator("table.members").count() == 0
+
+
+@pytest.mark.browser
+def test_api_docs_render_markdown_and_follow_the_dark_theme(site, open_page):
+    _, url = site
+    for scheme, background in (("light", "rgb(255, 255, 255)"), ("dark", "rgb(15, 20, 26)")):
+        page = open_page(url, color_scheme=scheme, viewport={"width": 1280, "height": 900})
+        page.goto("/api/docs")
+        text = page.inner_text("main")
+        assert "**" not in text and "`" not in text, "raw Markdown on the page"
+        assert page.locator("main code").count() > 10 and page.locator("main .intro p").count() >= 1
+        assert page.evaluate("getComputedStyle(document.body).backgroundColor") == background, scheme
