@@ -27,10 +27,11 @@ def free_port():
         return s.getsockname()[1]
 
 
-def command(port, data_dir=None):
+def command(port, data_dir=None, logfile=None):
     """Return the redis-server command line: loopback only, nothing persisted."""
     args = [binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    return args + ["--dir", str(data_dir or os.getcwd()), "--loglevel", "warning"]
+    args += ["--dir", str(data_dir or os.getcwd()), "--loglevel", "warning"]
+    return args + (["--logfile", str(logfile)] if logfile else [])
 
 
 def start(port=None, data_dir=None):
@@ -52,9 +53,13 @@ def start(port=None, data_dir=None):
 
 
 def main():
-    """Run the embedded server in the foreground (`python -m routiq_admin.devredis PORT`)."""
+    """Run the embedded server in the foreground (`python -m routiq_admin.devredis PORT [DIR]`).
+
+    With DIR, its files and its log (redis.log) go there instead of the terminal.
+    """
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 6390
-    os.execv(binary(), command(port))
+    data_dir = Path(sys.argv[2]) if len(sys.argv) > 2 else None
+    os.execv(binary(), command(port, data_dir, data_dir / "redis.log" if data_dir else None))
 
 
 if __name__ == "__main__":
