@@ -18,6 +18,7 @@ def register_web(app):
         run_kind=common.run_kind_label,
         run_trigger=common.run_trigger_label,
         breakable=common.breakable,
+        mode_label=lambda mode: common.MODE_LABELS.get(mode, mode),
     )
     app.jinja_env.globals.update(can=common.can, patient_name=common.patient_name)
 

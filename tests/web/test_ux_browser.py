@@ -13,7 +13,7 @@ from routiq_admin.extensions import db
 from routiq_admin.handlers import handle_app_error
 from routiq_admin.models import Patient
 from tests.factories import make_org, make_run, make_user
-from tests.web.conftest import sign_in
+from tests.web.conftest import SCREENSHOTS, screenshot, sign_in
 from tests.web.helpers import HX
 
 ERRORS = [
@@ -63,6 +63,8 @@ def test_a_failed_sync_now_shows_its_error_beside_the_button(site, open_page, er
     text = alert.inner_text()
     assert title in text and message in text, text
     assert len(alert.locator(".hint").inner_text().strip()) > 10, "says what to do"
+    if error_type == "queue_unavailable":
+        screenshot(page, "sync-now-error")
     assert page.locator("form.controls .htmx-error").count() == 1
     page.click("#sync-now")  # a second failure replaces the message, it does not stack
     page.wait_for_timeout(300)
@@ -283,3 +285,6 @@ def test_api_docs_render_markdown_and_follow_the_dark_theme(site, open_page):
         assert "**" not in text and "`" not in text, "raw Markdown on the page"
         assert page.locator("main code").count() > 10 and page.locator("main .intro p").count() >= 1
         assert page.evaluate("getComputedStyle(document.body).backgroundColor") == background, scheme
+        if scheme == "dark":
+            page.set_viewport_size({"width": 1280, "height": 1200})
+            page.screenshot(path=str(SCREENSHOTS / "api-docs-dark.png"))
