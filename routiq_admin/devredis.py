@@ -34,10 +34,12 @@ def command(port, data_dir=None, logfile=None):
     return args + (["--logfile", str(logfile)] if logfile else [])
 
 
-def start(port=None, data_dir=None):
-    """Start an embedded redis-server; return (process, url) once it answers PING."""
+def start(port=None, data_dir=None, logfile=None):
+    """Start an embedded redis-server in its own session; return (process, url) once it answers PING."""
     port = port or free_port()
-    proc = subprocess.Popen(command(port, data_dir), stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        command(port, data_dir, logfile), stdout=subprocess.DEVNULL, start_new_session=True
+    )
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
     for _ in range(200):
@@ -53,13 +55,9 @@ def start(port=None, data_dir=None):
 
 
 def main():
-    """Run the embedded server in the foreground (`python -m routiq_admin.devredis PORT [DIR]`).
-
-    With DIR, its files and its log (redis.log) go there instead of the terminal.
-    """
+    """Run the embedded server in the foreground (`python -m routiq_admin.devredis PORT`)."""
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 6390
-    data_dir = Path(sys.argv[2]) if len(sys.argv) > 2 else None
-    os.execv(binary(), command(port, data_dir, data_dir / "redis.log" if data_dir else None))
+    os.execv(binary(), command(port))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """`make run`: migrate, seed the demo, then run web + worker + scheduler + simulator together.
 
-Uses the embedded redis-server when REDIS_URL is unset and sets REDIS_URL for every process,
-so they all share one server. Every port is a setting; they are checked before anything starts,
-so a second `make run` stops with one line instead of half-starting against the first one's
-files. Ctrl-C (or SIGTERM) stops them all and exits 0. Runtime files live under instance/.
+Uses the embedded redis-server when REDIS_URL is unset (started first, stopped last) and sets
+REDIS_URL for every process, so they all share one server. Every port is a setting; they are
+checked before anything starts, so a second `make run` stops with one line instead of
+half-starting against the first one's files. Ctrl-C (or SIGTERM) stops them all and exits 0.
+Runtime files live under instance/.
 """
 
 import os
@@ -14,6 +15,8 @@ import sys
 from pathlib import Path
 
 from honcho.manager import SIGNALS, Manager
+
+from routiq_admin import devredis
 
 PY = sys.executable
 # The second demo clinic answers every Cliniko request this slowly, so a sync takes ~20 s.
@@ -67,12 +70,25 @@ def main():
     sim_port = env["SIMULATOR_PORT"]
     env.setdefault("CLINIKO_BASE_URL", f"http://127.0.0.1:{sim_port}/{{shard}}/v1")
     env.setdefault("SYNC_INTERVAL_MINUTES", "60")
-    manager = Manager()
+    redis_proc = None
     if not env.get("REDIS_URL"):
-        port = env["DEV_REDIS_PORT"]
-        env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
-        # Its log (with the kernel's memory-overcommit warning) goes to instance/redis.log.
-        manager.add_process("redis", f"{PY} -m routiq_admin.devredis {port} {instance}", env=env)
+        # Outside honcho, so it stops after every process that uses it (no shutdown tracebacks);
+        # its log (with the kernel's memory-overcommit warning) goes to instance/redis.log.
+        redis_proc, env["REDIS_URL"] = devredis.start(
+            int(env["DEV_REDIS_PORT"]), instance, instance / "redis.log"
+        )
+    try:
+        sys.exit(run(env, instance))
+    finally:
+        if redis_proc is not None:
+            redis_proc.terminate()
+            redis_proc.wait(timeout=10)
+
+
+def run(env, instance):
+    """Migrate, seed, then run the processes until one stops or we are stopped; return the exit status."""
+    sim_port = env["SIMULATOR_PORT"]
+    manager = Manager()
     flask = [PY, "-m", "flask", "--app", "wsgi"]
     subprocess.run([*flask, "db", "upgrade"], env=env, check=True)
     subprocess.run([*flask, "demo", "seed", "--slow-api-key", SLOW_DEMO_KEY], env=env, check=True)
@@ -88,7 +104,7 @@ def main():
     manager.add_process("scheduler", f"{PY} -m workers.scheduler", env=env)
     print(f"\n  Routiq Admin: http://127.0.0.1:{env['PORT']}/  (Ctrl-C stops everything)\n", flush=True)
     manager.loop()
-    sys.exit(0 if manager.returncode in STOPPED_BY_US else manager.returncode)
+    return 0 if manager.returncode in STOPPED_BY_US else manager.returncode
 
 
 if __name__ == "__main__":

@@ -61,7 +61,8 @@ def test_a_second_make_run_stops_with_one_line_and_starts_nothing(tmp_path, sett
     assert not (tmp_path / "instance").exists(), "nothing was migrated, seeded or started"
 
 
-def test_make_run_serves_then_ctrl_c_stops_everything_quietly(tmp_path):
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_make_run_serves_then_ctrl_c_stops_everything_quietly(tmp_path, stop_signal):
     env = _dev_env(tmp_path)
     log = open(tmp_path / "run.log", "w+")
     proc = subprocess.Popen(
@@ -86,7 +87,7 @@ def test_make_run_serves_then_ctrl_c_stops_everything_quietly(tmp_path):
             orgs = {row[0] for row in conn.execute("select id from organizations")}
         assert orgs == {"org_demo_clinic", "org_demo_slow_clinic"}
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop_signal)
         rc = proc.wait(timeout=60)
     output = (tmp_path / "run.log").read_text()
     assert rc == 0, output
