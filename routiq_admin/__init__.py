@@ -36,12 +36,13 @@ def create_app(config=None):
         hops = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
-    from .extensions import csrf, db, login_manager, migrate
+    from .extensions import csrf, database_present, db, login_manager, migrate
 
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
     login_manager.init_app(app)
     csrf.init_app(app)
+    app.before_request(database_present)
 
     from . import auth, handlers, security
     from .web import register_web

@@ -181,10 +181,16 @@ DEMO_ORG_ID = "org_demo_clinic"
 DEMO_EMAIL = "admin@example.com"
 
 
+DEMO_SLOW_ORG_ID = "org_demo_slow_clinic"
+
+
 @demo_cli.command("seed")
 @click.option("--api-key", default="demo-clinic-key-au1")
-def seed_demo(api_key):
-    """Create (or refresh) the demo organization and admin login, and print the login."""
+@click.option(
+    "--slow-api-key", default=None, help="Also seed a second clinic with this key (`make run`: a slow one)."
+)
+def seed_demo(api_key, slow_api_key):
+    """Create (or refresh) the demo organization(s) and admin login, and print the login."""
     password_file = Path(current_app.instance_path) / "demo_password"
     if not password_file.exists():
         password_file.write_text(secrets.token_urlsafe(9))
@@ -194,6 +200,10 @@ def seed_demo(api_key):
         org = Organization(id=DEMO_ORG_ID, name="Demo Physio Clinic")
         org.set_api_key(api_key)
         db.session.add(org)
+    if slow_api_key and db.session.get(Organization, DEMO_SLOW_ORG_ID) is None:
+        slow = Organization(id=DEMO_SLOW_ORG_ID, name="Demo Slow Clinic")
+        slow.set_api_key(slow_api_key)
+        db.session.add(slow)
     user = db.session.execute(select(User).where(User.email == DEMO_EMAIL)).scalar_one_or_none()
     if user is None:
         user = User(email=DEMO_EMAIL, is_superuser=True)
@@ -259,7 +269,14 @@ def sync_run(org_id, mode, full):
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--rate-limit", type=int, default=200, show_default=True, help="Requests per minute per key.")
 @click.option("--key", "keys", multiple=True, help="Accept only these API keys (repeatable).")
-def simulate(port, host, patients, appointments, latency_ms, seed, rate_limit, keys):
+@click.option(
+    "--key-latency",
+    "key_latency",
+    multiple=True,
+    metavar="KEY=MS",
+    help="Answer this key's requests MS ms late (repeatable; a latency fault until cleared).",
+)
+def simulate(port, host, patients, appointments, latency_ms, seed, rate_limit, keys, key_latency):
     """Serve a fake Cliniko (one clinic per API key) for demos, tests and benchmarks."""
     # The simulator is a test stand-in: only this command loads it, never the app itself.
     from .cliniko.simulator import serve
@@ -273,6 +290,7 @@ def simulate(port, host, patients, appointments, latency_ms, seed, rate_limit, k
         seed=seed,
         keys=list(keys) or None,
         rate_limit_per_minute=rate_limit,
+        key_latency=dict(_key_ms(item) for item in key_latency),
     )
 
 
@@ -354,6 +372,13 @@ def notify_list(org_id):
     for target in targets:
         state = "on" if target.enabled else f"off since {target.disabled_at:%Y-%m-%d %H:%M} UTC"
         click.echo(f"{target.id}\t{target.kind}\t{target.label}\t{','.join(target.events)}\t{state}")
+
+
+def _key_ms(item):
+    key, sep, ms = item.partition("=")
+    if not sep or not ms.isdigit():
+        raise click.BadParameter(f"{item!r}: use KEY=MS", param_hint="--key-latency")
+    return key, int(ms)
 
 
 def register_cli(app):

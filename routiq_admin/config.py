@@ -2,6 +2,7 @@
 
 import os
 import secrets
+import sys
 import time
 from pathlib import Path
 
@@ -39,13 +40,18 @@ def _instance_secret(instance_path, name, make):
     with os.fdopen(fd, "w") as f:
         value = make()
         f.write(value)
+    # Said aloud: a fresh key beside data written under the old one (instance/ deleted) cannot read it.
+    print(f"Routiq Admin: created a new {name} in {instance_path}", file=sys.stderr)
     return value
 
 
 def _database_url(env, instance_path):
     url = env.get("DATABASE_URL")
     if not url:
-        return f"sqlite:///{Path(instance_path) / 'routiq.db'}"
+        path = Path(instance_path) / "routiq.db"
+        if not path.exists():
+            print(f"Routiq Admin: no database at {path}; SQLite creates an empty one", file=sys.stderr)
+        return f"sqlite:///{path}"
     if url.startswith("postgres://"):  # Heroku-style scheme SQLAlchemy no longer accepts
         url = "postgresql://" + url[len("postgres://") :]
     return url

@@ -27,16 +27,19 @@ def free_port():
         return s.getsockname()[1]
 
 
-def command(port, data_dir=None):
+def command(port, data_dir=None, logfile=None):
     """Return the redis-server command line: loopback only, nothing persisted."""
     args = [binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    return args + ["--dir", str(data_dir or os.getcwd()), "--loglevel", "warning"]
+    args += ["--dir", str(data_dir or os.getcwd()), "--loglevel", "warning"]
+    return args + (["--logfile", str(logfile)] if logfile else [])
 
 
-def start(port=None, data_dir=None):
-    """Start an embedded redis-server; return (process, url) once it answers PING."""
+def start(port=None, data_dir=None, logfile=None):
+    """Start an embedded redis-server in its own session; return (process, url) once it answers PING."""
     port = port or free_port()
-    proc = subprocess.Popen(command(port, data_dir), stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        command(port, data_dir, logfile), stdout=subprocess.DEVNULL, start_new_session=True
+    )
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
     for _ in range(200):

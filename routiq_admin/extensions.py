@@ -1,9 +1,11 @@
 """Flask extensions, and the Redis connection and RQ queue bound to app config."""
 
+import logging
 import sqlite3
+from pathlib import Path
 
 import redis
-from flask import current_app
+from flask import current_app, request
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -13,7 +15,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 
-from .errors import QueueUnavailable
+from .errors import AppError, QueueUnavailable
+
+log = logging.getLogger(__name__)
 
 
 class Base(DeclarativeBase):
@@ -64,3 +68,30 @@ def _sqlite_cache_size(dbapi_connection, connection_record):
     """Give every SQLite connection a 16 MiB page cache."""
     if isinstance(dbapi_connection, sqlite3.Connection):
         dbapi_connection.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+
+
+def sqlite_path(app=None):
+    """Return the file of the app's SQLite database, or None (PostgreSQL, in-memory SQLite)."""
+    url = (app or current_app).config["SQLALCHEMY_DATABASE_URI"]
+    if not url.startswith("sqlite:///") or url in ("sqlite:///", "sqlite:///:memory:"):
+        return None
+    return Path(url[len("sqlite:///") :].split("?", 1)[0])
+
+
+def database_present():
+    """Refuse requests with a 503 while the SQLite file is gone (instance/ deleted under a running app).
+
+    Open connections would keep reading the deleted file and fail every write; a new one would
+    create an empty database. Either way the app would be half-working.
+    """
+    if request.endpoint == "static":
+        return
+    path = sqlite_path()
+    if path is not None and not path.exists():
+        if not current_app.extensions.get("routiq_db_gone"):
+            current_app.extensions["routiq_db_gone"] = True
+            log.error(
+                "the database file %s is gone (was instance/ deleted?); answering 503 until it is back", path
+            )
+        raise AppError("The database is unavailable", error_type="database_error")
+    current_app.extensions.pop("routiq_db_gone", None)

@@ -58,7 +58,9 @@ def set_status(response, code):
 
 def _browser_error(err):
     if err.error_type == "unauthorized":
-        login = url_for("auth.login", next=request.full_path if request.method == "GET" else None)
+        # full_path ends in "?" when there is no query string: leave it out of next=.
+        here = request.full_path.removesuffix("?")
+        login = url_for("auth.login", next=here if request.method == "GET" else None)
         if request.headers.get("HX-Request"):
             response = make_response("", 401)
             response.headers["HX-Redirect"] = url_for("auth.login")

@@ -3,10 +3,22 @@
 import json
 
 from flask import Blueprint, jsonify, render_template
+from markdown_it import MarkdownIt
+from markupsafe import Markup
 
 from .openapi import document
 
 bp = Blueprint("api_docs", __name__)
+
+# CommonMark without raw HTML: the document's descriptions are Markdown (`**Auth**`, backticks).
+_markdown = MarkdownIt("commonmark", {"html": False})
+
+
+@bp.app_template_filter("markdown")
+def markdown(text, inline=False):
+    """Render a description written in Markdown (inline for table cells)."""
+    text = text or ""
+    return Markup(_markdown.renderInline(text) if inline else _markdown.render(text))
 
 
 @bp.get("/api/v1/openapi.json")

@@ -437,6 +437,7 @@ class SyncEngine:
         upserter = Upserter(model, self.org_id)
         counts = self.counts.setdefault(entity, empty_counts())
         newest, unstable, first_total, first_time = None, False, None, None
+        seen = 0  # this fetch's records: an entity can take two fetches (active, inactive practitioners)
         for page in pages:
             if first_total is None:
                 first_total = page.total_entries
@@ -466,6 +467,7 @@ class SyncEngine:
                     )
                 )
             counts["fetched"] += len(page.records)
+            seen += len(page.records)
             counts["created"] += created
             counts["updated"] += updated
             counts["unchanged"] += unchanged
@@ -475,7 +477,7 @@ class SyncEngine:
                 stamp = row.get("cliniko_updated_at")
                 if stamp and (newest is None or stamp > newest):
                     newest = stamp
-            self._commit(f"{label}: {counts['fetched']} of {first_total}", page)
+            self._commit(f"{label}: {seen} of {first_total}", page)
         if newest and first_time and newest >= first_time:
             unstable = True  # a record was edited while we paged: offset paging may have skipped one
         return newest, unstable

@@ -120,6 +120,20 @@ def health(org, row):
     return "healthy"
 
 
+# The four activity statuses, named so that none reads as "active" (which is any of the first three).
+ACTIVITY_LABELS = {
+    "active": "Recent and upcoming",
+    "recently_active": "Recent only",
+    "upcoming_only": "Upcoming only",
+    "inactive": "Inactive",
+}
+
+
+def active_patient():
+    """Return the SQL condition for an active patient: any activity status but inactive (design.md)."""
+    return Patient.activity_status != "inactive"
+
+
 def patient_counts(org_id):
     """Return (patients not archived, active patients) for an organization."""
     return patient_counts_by_org([org_id]).get(org_id, (0, 0))
@@ -257,11 +271,12 @@ def _joined(model, org_id, column):
 
 def appointments_query(org_id):
     """Return a select of an organization's appointments with patient names, practitioner,
-    type and business time zone (rows of Appointment, first, last, practitioner, type, zone)."""
+    type and business time zone (rows of Appointment, first, preferred, last, practitioner, type, zone)."""
     return (
         select(
             Appointment,
             Patient.first_name,
+            Patient.preferred_first_name,
             Patient.last_name,
             Practitioner.display_name,
             AppointmentType.name,

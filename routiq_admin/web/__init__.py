@@ -37,8 +37,15 @@ def register_web(app):
         duration=common.duration,
         isotime=common.iso,
         thousands=lambda n: f"{n or 0:,}",
+        run_label=common.run_label,
+        run_kind=common.run_kind_label,
+        run_trigger=common.run_trigger_label,
+        breakable=common.breakable,
+        mode_label=lambda mode: common.MODE_LABELS.get(mode, mode),
     )
-    app.jinja_env.globals.update(can=common.can, next_scheduled=schedule.next_scheduled)
+    app.jinja_env.globals.update(
+        can=common.can, next_scheduled=schedule.next_scheduled, patient_name=common.patient_name
+    )
 
     @app.after_request
     def _vary_on_htmx(response):

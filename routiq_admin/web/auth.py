@@ -178,4 +178,5 @@ def logout():
         db.session.commit()
     logout_user()
     _fresh_session()
+    flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))

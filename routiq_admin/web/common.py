@@ -1,13 +1,14 @@
 """Helpers the dashboard views share: htmx detection, time zones, formatting, paging."""
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flask import g, request
+from flask import g, make_response, request, url_for
+from markupsafe import Markup, escape
 from sqlalchemy import func, select
-from werkzeug.exceptions import BadRequest
 
 from ..auth import require_org, require_principal, role_at_least
 from ..extensions import db
@@ -139,36 +140,38 @@ def page_number():
 
 
 def paginate(stmt, page, per_page=PER_PAGE, scalars=True):
-    """Run a select for one page and count all its rows."""
+    """Run a select for one page (the last one when `page` is past the end) and count all its rows."""
     total = db.session.execute(select(func.count()).select_from(stmt.order_by(None).subquery())).scalar()
+    page = min(page, max(1, math.ceil(total / per_page)))
     result = db.session.execute(stmt.limit(per_page).offset((page - 1) * per_page))
     return Page(list(result.scalars() if scalars else result.all()), page, per_page, total)
-
-
-def choice(name, allowed):
-    """Return a query argument if it is one of `allowed`, '' when absent; 400 otherwise."""
-    value = request.args.get(name, "").strip()
-    if value and value not in allowed:
-        raise BadRequest(f"Unknown {name}")
-    return value
 
 
 # Dates the dashboard accepts: far enough for any clinic, far from datetime's limits.
 EARLIEST_DAY, LATEST_DAY = date(1900, 1, 1), date(2199, 12, 31)
 
 
-def day_param(name, default):
-    """Return a YYYY-MM-DD query argument (`default` when absent); 400 when unreadable or out of range."""
-    value = request.args.get(name, "").strip()
-    if not value:
-        return default
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        raise BadRequest(f"{name} must be a date (YYYY-MM-DD)") from None
-    if not EARLIEST_DAY <= day <= LATEST_DAY:
-        raise BadRequest(f"{name} must be between {EARLIEST_DAY} and {LATEST_DAY}")
-    return day
+def list_response(html, valid, endpoint, filters, page, **route):
+    """Answer a filtered list; an htmx answer tells the address bar what it shows (HX-Push-Url).
+
+    The pushed address is the response's, not the request's: the filters as applied and the page
+    shown (the last one when the request asked past the end), so URL and table always agree.
+    """
+    response = make_response(html, filter_status(valid))
+    if is_htmx():
+        query = {k: v for k, v in filters.items() if v}
+        if page.page > 1:
+            query["page"] = page.page
+        response.headers["HX-Push-Url"] = url_for(endpoint, **route, **query)
+    return response
+
+
+def filter_status(valid):
+    """Return a filtered list's status: 400 for a page with a refused filter (its field says why).
+
+    An htmx fragment answers 200 (htmx swaps only 2xx) and carries the marked form out of band.
+    """
+    return 200 if valid or is_htmx() else 400
 
 
 def can(role, needed):
@@ -182,3 +185,53 @@ def utc_from_local(day, tz, end=False):
 
     start = datetime(day.year, day.month, day.day, tzinfo=tz)
     return (start + timedelta(days=1) if end else start).astimezone(UTC)
+
+
+def patient_name(first, preferred, last):
+    """Return (the name people see: preferred first name + last name, the legal name when it differs)."""
+    legal = f"{first or ''} {last or ''}".strip()
+    shown = f"{preferred or first or ''} {last or ''}".strip()
+    return shown, (legal if legal and legal != shown else None)
+
+
+MODE_LABELS = {
+    "comprehensive": "Comprehensive",
+    "basic": "Basic",
+    "active": "Active-window",
+    "patients-only": "Patients-only",
+}
+TRIGGER_LABELS = {"manual": "Manual", "scheduled": "Scheduled", "api": "API"}
+
+
+def run_kind_label(run):
+    """Return what a run is, for people: 'Comprehensive sync (full)' or 'Patient import'."""
+    if run.kind == "import":
+        return "Patient import"
+    what = f"{MODE_LABELS.get(run.mode, run.mode)} sync"
+    return f"{what} (full)" if run.full else what
+
+
+def run_trigger_label(run):
+    """Return how a run started, each word once: 'Scheduled', 'Manual, by a@b.c', 'API, by token x'."""
+    said = TRIGGER_LABELS.get(run.trigger, run.trigger)
+    by = run.triggered_by_label
+    return f"{said}, by {by}" if by and by != run.trigger else said
+
+
+def run_label(run):
+    """Return a run's one-line label for people: what it is and how it started."""
+    return f"{run_kind_label(run)} · {run_trigger_label(run)}"
+
+
+def breakable(text):
+    """Escape text; an email in it wraps only after '@' or before a '.', never mid-word or at '-'."""
+    if not text:
+        return text
+    out = []
+    for word in re.split(r"(\s+)", str(text)):
+        if "@" not in word:
+            out.append(str(escape(word)))
+            continue
+        parts = re.split(r"(?<=@)|(?=\.)", word)
+        out.append("<wbr>".join(f'<span class="nowrap">{escape(p)}</span>' for p in parts if p))
+    return Markup("".join(out))

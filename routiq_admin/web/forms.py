@@ -1,5 +1,8 @@
 """Dashboard forms: organization creation and the settings page."""
 
+from datetime import date
+
+from flask import request
 from flask_wtf import FlaskForm
 from markupsafe import Markup
 from wtforms import (
@@ -8,6 +11,7 @@ from wtforms import (
     IntegerField,
     PasswordField,
     RadioField,
+    SearchField,
     SelectField,
     SelectMultipleField,
     StringField,
@@ -15,13 +19,14 @@ from wtforms import (
 )
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, NumberRange, Optional
-from wtforms.widgets import CheckboxInput, ListWidget, PasswordInput, html_params
+from wtforms.widgets import CheckboxInput, DateInput, ListWidget, PasswordInput, html_params
 
 from ..errors import AppError
 from ..extensions import db
 from ..models import ORG_ID_PATTERN, PATIENTS_READ, ROLES, SYNC_SCOPE, Organization
 from ..notify.targets import DEFAULT_EVENTS, EVENT_TYPES, check_url, parse_recipients
 from ..sync import cadence
+from .common import EARLIEST_DAY, LATEST_DAY
 
 
 def _strip(value):
@@ -306,3 +311,88 @@ class WebhookTargetForm(FlaskForm):
         },
     )
     events = _events_field("notify-webhook")
+
+
+class FilterForm(FlaskForm):
+    """A GET filter form read from the query string: no CSRF, an unknown value marks its field."""
+
+    class Meta:
+        csrf = False
+
+    def __init__(self):
+        super().__init__(formdata=request.args)
+
+
+def _known(form, field):
+    if field.data and field.data not in dict(field.choices):
+        shown = field.data if len(field.data) <= 40 else field.data[:40] + "…"
+        raise ValidationError(f"“{shown}” is not one of the choices; pick one from the list.")
+
+
+class DayField(StringField):
+    """A YYYY-MM-DD box whose data is a date (None when empty or unreadable)."""
+
+    widget = DateInput()
+
+    def process_formdata(self, valuelist):
+        self.raw = (valuelist[0] if valuelist else "").strip()
+        self.data = None
+        if self.raw:
+            try:
+                self.data = date.fromisoformat(self.raw)
+            except ValueError:
+                self.data = None
+
+    def _value(self):
+        return self.data.isoformat() if self.data else getattr(self, "raw", "") or ""
+
+    def pre_validate(self, form):
+        if getattr(self, "raw", "") and self.data is None:
+            raise ValidationError("Give a date as YYYY-MM-DD.")
+        if self.data and not EARLIEST_DAY <= self.data <= LATEST_DAY:
+            raise ValidationError(f"Give a date between {EARLIEST_DAY} and {LATEST_DAY}.")
+
+
+def _choices(labels):
+    return [("", "any"), *labels.items()]
+
+
+class PatientFilterForm(FilterForm):
+    q = SearchField(
+        "Search name or email",
+        id="patient-q",
+        filters=[_strip, lambda v: (v or "")[:100]],
+        render_kw={"autocomplete": "off", "maxlength": 100},
+    )
+    activity = SelectField("Activity", id="patient-activity", validate_choice=False, validators=[_known])
+    archived = FlagField("Include archived", id="patient-archived")
+
+    def __init__(self, labels):
+        super().__init__()
+        self.activity.choices = _choices(labels)
+
+
+class AppointmentFilterForm(FilterForm):
+    start = DayField("From", id="appt-from", name="from")
+    end = DayField("To", id="appt-to", name="to")
+    status = SelectField("Status", id="appt-status", validate_choice=False, validators=[_known])
+
+    def __init__(self, labels):
+        super().__init__()
+        self.status.choices = _choices(labels)
+
+    def validate_end(self, field):
+        if field.data and self.start.data and field.data < self.start.data:
+            raise ValidationError("“To” is before “From”; give a later date.")
+
+
+class HistoryFilterForm(FilterForm):
+    status = SelectField("Status", id="history-status", validate_choice=False, validators=[_known])
+    trigger = SelectField("Trigger", id="history-trigger", validate_choice=False, validators=[_known])
+    mode = SelectField("Mode", id="history-mode", validate_choice=False, validators=[_known])
+
+    def __init__(self, statuses, triggers, modes):
+        super().__init__()
+        self.status.choices = _choices(statuses)
+        self.trigger.choices = _choices(triggers)
+        self.mode.choices = _choices(modes)

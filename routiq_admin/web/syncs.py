@@ -8,7 +8,17 @@ from ..errors import AppError, QueueUnavailable, SyncAlreadyRunning, ValidationE
 from ..models import utcnow
 from ..sync import events, plan, runs
 from ..sync import status as run_status
-from .common import can, choice, is_htmx, org_context, org_zone, page_number
+from .common import (
+    MODE_LABELS,
+    TRIGGER_LABELS,
+    can,
+    filter_status,
+    is_htmx,
+    org_context,
+    org_zone,
+    page_number,
+)
+from .forms import HistoryFilterForm
 
 bp = Blueprint("syncs", __name__, url_prefix="/orgs/<org_id>/syncs")
 
@@ -76,31 +86,38 @@ def _fragment(template, context, trigger=None, announce=None):
 
 def history_context(org, role):
     """Build the history table's context from the query string (filters and page)."""
-    filters = {
-        "status": choice("status", plan.STATUSES),
-        "trigger": choice("trigger", plan.TRIGGERS),
-        "mode": choice("mode", plan.ALL_MODES),
-    }
-    page = page_number()
-    data = run_status.history(
-        org.id,
-        limit=HISTORY_PER_PAGE,
-        offset=(page - 1) * HISTORY_PER_PAGE,
-        **{k: v or None for k, v in filters.items()},
+    form = HistoryFilterForm(
+        {s: s for s in plan.STATUSES},
+        {t: TRIGGER_LABELS.get(t, t) for t in plan.TRIGGERS},
+        {**{m: MODE_LABELS.get(m, m) for m in plan.MODES}, plan.IMPORT_MODE: "Patient import"},
     )
+    valid = form.validate()
+    filters = {
+        name: "" if form[name].errors else form[name].data or "" for name in ("status", "trigger", "mode")
+    }
+
+    def fetch(page):
+        offset = (page - 1) * HISTORY_PER_PAGE
+        query = {k: v or None for k, v in filters.items()}
+        return run_status.history(org.id, limit=HISTORY_PER_PAGE, offset=offset, **query)
+
+    page = page_number()
+    data = fetch(page)
     pages = max(1, -(-data["matching"] // HISTORY_PER_PAGE))
+    if page > pages:  # past the end: the last page
+        page = pages
+        data = fetch(page)
     return {
         "org": org,
         "role": role,
         "tz": org_zone(org),
         "data": data,
+        "form": form,
+        "valid": valid,
         "filters": filters,
         "active_filters": {k: v for k, v in filters.items() if v},
         "page": page,
         "pages": pages,
-        "statuses": plan.STATUSES,
-        "triggers": plan.TRIGGERS,
-        "modes": plan.ALL_MODES,
     }
 
 
@@ -170,9 +187,10 @@ def history(org_id):
     """Show the sync history (a fragment for htmx, else a page of its own)."""
     org, role = org_context(org_id)
     context = history_context(org, role)
-    return render_template(
+    html = render_template(
         "syncs/_history.html" if is_htmx() else "syncs/history.html", h=context, org=org, role=role
     )
+    return html, filter_status(context["valid"])
 
 
 @bp.get("/<sync_id>")

@@ -98,7 +98,7 @@ def test_start_sync_shows_the_new_run_then_the_running_one(client):
     response = client.post(f"/orgs/{org.id}/syncs", data={"mode": "basic", "kind": "sync"}, headers=HX)
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and response.headers["HX-Trigger"] == "sync-started"
-    assert polling(html) and "starting" in html and "basic" in html
+    assert polling(html) and "starting" in html and "Basic sync" in html
     run = db.session.execute(db.select(SyncRun)).scalar_one()
     assert (run.mode, run.trigger, run.triggered_by_label) == ("basic", "manual", "staff@example.com")
     again = client.post(f"/orgs/{org.id}/syncs", data={"kind": "import"}, headers=HX)
@@ -165,7 +165,11 @@ def test_history_filters_paging_and_links(client):
     assert "13 runs: 12 completed, 1 failed" in only_failed  # totals ignore filters
     scheduled = client.get(f"/orgs/{org.id}/syncs?trigger=scheduled&mode=comprehensive", headers=HX)
     assert scheduled.get_data(as_text=True).count("<tr data-sync-id") == 6
-    assert client.get(f"/orgs/{org.id}/syncs?status=bogus", headers=HX).status_code == 400
+    assert client.get(f"/orgs/{org.id}/syncs?status=bogus").status_code == 400  # page: field marked
+    bogus = client.get(f"/orgs/{org.id}/syncs?status=bogus", headers=HX)  # htmx swaps only 2xx
+    assert bogus.status_code == 200 and 'aria-describedby="history-status-error"' in bogus.get_data(
+        as_text=True
+    )
     assert "sync-finished from:body" in html and "status=failed" in only_failed
 
 
@@ -352,7 +356,7 @@ def test_patients_search_filter_and_paging(client):
     assert "<html" in html and "31 found" in html and "Page 1 of 2" in html and "Zed" not in html
     frag = client.get(f"/orgs/{org.id}/patients?q=olivia o", headers=HX).get_data(as_text=True)
     assert "<html" not in frag and "1 found" in frag and "O&#39;Brien" in frag and "Elsewhere" not in frag
-    assert "Active" in frag and ">2<" in frag
+    assert "Recent and upcoming" in frag and ">2<" in frag
     assert "1 found" in client.get(f"/orgs/{org.id}/patients?q=LIV@CLINIC", headers=HX).get_data(as_text=True)
     assert "0 found" in client.get(f"/orgs/{org.id}/patients?q=%25", headers=HX).get_data(as_text=True)
     active = client.get(f"/orgs/{org.id}/patients?activity=active", headers=HX).get_data(as_text=True)

@@ -57,9 +57,11 @@ class SimulatorServer:
         self.stop()
 
 
-def serve(host="127.0.0.1", port=8900, **simulator_kwargs):
-    """Run a simulator in the foreground until interrupted."""
+def serve(host="127.0.0.1", port=8900, key_latency=None, **simulator_kwargs):
+    """Run a simulator in the foreground until interrupted (key_latency: {api key: ms})."""
     sim = Simulator(**simulator_kwargs)
+    for key, ms in (key_latency or {}).items():
+        sim.inject("latency", None, key=key, ms=ms)
     server = make_server(host, port, sim, threaded=True, request_handler=_Handler)
     print(
         f"Cliniko simulator listening: CLINIKO_BASE_URL=http://{host}:{server.server_port}/{{shard}}/v1",
