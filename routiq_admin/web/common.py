@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from flask import g, make_response, request, url_for
 from markupsafe import Markup, escape
 from sqlalchemy import func, select
+from werkzeug.exceptions import BadRequest
 
 from ..auth import require_org, require_principal, role_at_least
 from ..extensions import db
@@ -145,6 +146,14 @@ def paginate(stmt, page, per_page=PER_PAGE, scalars=True):
     page = min(page, max(1, math.ceil(total / per_page)))
     result = db.session.execute(stmt.limit(per_page).offset((page - 1) * per_page))
     return Page(list(result.scalars() if scalars else result.all()), page, per_page, total)
+
+
+def choice(name, allowed):
+    """Return a query argument if it is one of `allowed`, '' when absent; 400 otherwise."""
+    value = request.args.get(name, "").strip()
+    if value and value not in allowed:
+        raise BadRequest(f"Unknown {name}")
+    return value
 
 
 # Dates the dashboard accepts: far enough for any clinic, far from datetime's limits.
