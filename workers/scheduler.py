@@ -11,7 +11,7 @@ from rq_scheduler import Scheduler
 
 from routiq_admin import create_app
 from routiq_admin.extensions import get_redis
-from routiq_admin.sync.schedule import beat, register
+from routiq_admin.sync.schedule import beat, register, unregister
 
 log = logging.getLogger("routiq_admin.scheduler")
 
@@ -36,8 +36,7 @@ def main():
             log.info("Starting sync scheduler with %s minute intervals", minutes)
             log.info("Sync scheduler started successfully")
         else:
-            for job in scheduler.get_jobs():
-                scheduler.cancel(job)
+            unregister(scheduler)
             log.info("ENABLE_SYNC_SCHEDULER is false: no periodic sync registered")
         beat(conn, poll)
         scheduler.run()

@@ -45,6 +45,14 @@ def register(scheduler, interval_minutes):
     )
 
 
+def unregister(scheduler):
+    """Cancel the periodic tick only: other scheduled jobs (notification retries) stay queued."""
+    for job in scheduler.get_jobs():
+        if job.func_name == TICK_FUNC:
+            scheduler.cancel(job)
+            job.delete()
+
+
 def beat(conn, poll_seconds):
     """Record that a scheduler process is alive (expires after two poll intervals)."""
     conn.set(HEARTBEAT_KEY, utcnow().isoformat(), ex=max(2, int(2 * poll_seconds)))

@@ -11,7 +11,15 @@ from sqlalchemy import select
 
 from routiq_admin.extensions import db, get_queue
 from routiq_admin.models import Appointment, Patient, SyncRun, utcnow
-from routiq_admin.sync.schedule import HEARTBEAT_KEY, TICK_FUNC, TICK_JOB_ID, beat, register, scheduler_active
+from routiq_admin.sync.schedule import (
+    HEARTBEAT_KEY,
+    TICK_FUNC,
+    TICK_JOB_ID,
+    beat,
+    register,
+    scheduler_active,
+    unregister,
+)
 from routiq_admin.sync.tick import ACTIVITY_JOB_ID, refresh_idle_activity, tick
 from tests.conftest import start_process, stop, subprocess_env, wait_for
 from tests.factories import make_org, make_run
@@ -59,6 +67,27 @@ def test_scheduler_active_needs_registration_and_a_recent_heartbeat(scheduler, r
     beat(redis_conn, 30)
     scheduler.cancel(TICK_JOB_ID)
     assert scheduler_active() is False  # seen, but nothing registered
+
+
+def test_a_disabled_scheduler_drops_the_tick_but_keeps_notification_retries(
+    app, base_config, scheduler, redis_conn
+):
+    from routiq_admin.notify.delivery import DELIVER_FUNC
+
+    register(scheduler, 60)
+    retry = scheduler.enqueue_in(timedelta(minutes=5), DELIVER_FUNC, 123)
+    unregister(scheduler)
+    assert tick_jobs(scheduler) == [] and [job.id for job in scheduler.get_jobs()] == [retry.id]
+    # and so does the scheduler process started with ENABLE_SYNC_SCHEDULER=false
+    register(scheduler, 60)
+    env = subprocess_env(base_config, SCHEDULER_POLL_SECONDS=1, ENABLE_SYNC_SCHEDULER="false")
+    proc = start_process(["-m", "workers.scheduler"], env)
+    try:
+        wait_for(lambda: redis_conn.exists(HEARTBEAT_KEY), timeout=20, message="the scheduler to start")
+        wait_for(lambda: not tick_jobs(scheduler), timeout=20, message="the tick to be dropped")
+    finally:
+        stop(proc)
+    assert [job.id for job in scheduler.get_jobs()] == [retry.id]
 
 
 def test_scheduler_process_registers_once_across_restarts(app, base_config, scheduler, redis_conn):
