@@ -1,4 +1,5 @@
-"""A clinic whose Cliniko starts failing, end to end: scheduled runs through a real worker fail,
+"""A clinic whose Cliniko starts failing, end to end: scheduled runs through a real worker fail (one
+signed sync.failed webhook each, then sync.paused, then sync.recovered at a real receiver),
 the schedule pauses after AUTO_PAUSE_AFTER_FAILURES, the banner shows in Chromium, Resume
 (pressed in Chromium) lets the next tick start it, and the success clears the failure count."""
 
@@ -9,12 +10,21 @@ import pytest
 
 from routiq_admin.extensions import db
 from routiq_admin.models import Organization, SyncRun, utcnow
+from routiq_admin.notify import targets as notify_targets
 from routiq_admin.sync.tick import tick
 from tests.conftest import wait_for
 from tests.factories import make_org, make_user
+from tests.notify.conftest import serve_receiver
 from tests.web.conftest import screenshot, sign_in
 
 FINISHED = ("completed", "failed", "cancelled")
+receiver = pytest.fixture(serve_receiver, name="receiver")
+
+
+def _events(receiver, count):
+    """The event types the receiver got, signature verified, once `count` have arrived."""
+    wait_for(lambda: len(receiver.delivered()) >= count, timeout=60, message=f"{count} webhook deliveries")
+    return [r["body"]["type"] for r in receiver.delivered()]
 
 
 def _finished(sync_id):
@@ -32,10 +42,14 @@ def _org(org_id):
 
 
 @pytest.mark.browser
-def test_failing_clinic_pauses_and_resume_in_chromium_restarts_it(site, browser_sim, open_page):
+def test_failing_clinic_pauses_and_resume_in_chromium_restarts_it(site, browser_sim, open_page, receiver):
     _, url = site
     org = make_org("org_failing", name="Harbour Physio", api_key="failing-clinic-key-au1")
     make_user(org=org, role="admin")  # admins operate too; the settings screenshot needs one
+    # the operator's webhook: one signed sync.failed per failed run, sync.paused, then sync.recovered
+    _, receiver.secret = notify_targets.add_webhook(
+        org, receiver.url, "sync.failed,sync.paused,sync.recovered"
+    )
     sim = browser_sim.simulator
     sim.inject("malformed_json", count=None, key="failing-clinic-key-au1")
     clock = utcnow()
@@ -54,6 +68,8 @@ def test_failing_clinic_pauses_and_resume_in_chromium_restarts_it(site, browser_
         assert reason.startswith("5 scheduled runs failed in a row") and "invalid_data_format" in reason
         clock += timedelta(hours=1)
         assert tick(clock)["started"] == []  # paused: no more scheduled starts
+        assert sorted(_events(receiver, 6)) == ["sync.failed"] * 5 + ["sync.paused"]
+        assert all(r["verified"] for r in receiver.requests)
     finally:
         sim.clear_faults()
 
@@ -75,6 +91,7 @@ def test_failing_clinic_pauses_and_resume_in_chromium_restarts_it(site, browser_
     assert _finished(sync_id).status == "completed"
     wait_for(lambda: _org(org.id).consecutive_failures == 0, timeout=30, message="the recovery")
     assert _org(org.id).paused_at is None
+    assert _events(receiver, 7)[-1] == "sync.recovered" and len(receiver.requests) == 7
     page.goto(f"/orgs/{org.id}/settings")
     page.fill("#schedule-cron", "0 */4 * * *")
     page.check("input[name=kind][value=cron]")
