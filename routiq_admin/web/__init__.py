@@ -41,6 +41,7 @@ def register_web(app):
         run_kind=common.run_kind_label,
         run_trigger=common.run_trigger_label,
         breakable=common.breakable,
+        zone_key=common.zone_key,
         mode_label=lambda mode: common.MODE_LABELS.get(mode, mode),
     )
     app.jinja_env.globals.update(

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flask import g, make_response, request, url_for
+from flask import make_response, request, url_for
 from markupsafe import Markup, escape
 from sqlalchemy import func, select
 from werkzeug.exceptions import BadRequest
@@ -40,17 +40,33 @@ def zone(name):
         return UTC
 
 
+# A page sends the zone it was drawn in with every htmx request it makes (base.html), so a fragment
+# refreshed after a first sync brought Cliniko's business zone keeps the page's zone until a reload.
+PAGE_ZONE_HEADER = "X-Page-Zone"
+
+
+def zone_cache():
+    """Return this request's {org_id: zone} (on the request itself: tests share one app context)."""
+    return request.environ.setdefault("routiq.org_zones", {})
+
+
 def org_zone(org):
-    """Return the zone an organization's pages use (cadence.zone_name), the same for the whole request."""
-    cache = g.setdefault("_org_zones", {})
+    """Return the zone an organization's pages use (cadence.zone_name), the same for the whole page."""
+    cache = zone_cache()
     if org.id not in cache:
-        cache[org.id] = zone(zone_name(org))
+        pinned = request.headers.get(PAGE_ZONE_HEADER, "") if is_htmx() else ""
+        cache[org.id] = zone(pinned if valid_zone(pinned) else zone_name(org))
     return cache[org.id]
+
+
+def zone_key(tz):
+    """Return the IANA name of a tzinfo (UTC for the UTC singleton)."""
+    return getattr(tz, "key", "UTC")
 
 
 def org_zones(orgs):
     """Return {org_id: zone} for many organizations with one query (fills org_zone's cache)."""
-    cache = g.setdefault("_org_zones", {})
+    cache = zone_cache()
     for org in orgs:  # an explicit setting wins (cadence.zone_name)
         if org.id not in cache and org.time_zone and valid_zone(org.time_zone):
             cache[org.id] = zone(org.time_zone)

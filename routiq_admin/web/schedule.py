@@ -6,7 +6,7 @@ from ..auth import require_person
 from ..extensions import db
 from ..models import utcnow
 from ..sync import cadence, schedule
-from .common import localtime, org_context, org_zone, reltime
+from .common import localtime, org_context, org_zone, reltime, zone_cache
 from .common import zone as zone_info
 from .forms import ScheduleForm
 
@@ -65,7 +65,7 @@ def save_schedule(org, form):
     form.apply(org)
     cadence.reschedule(org)
     db.session.commit()
-    g.pop("_org_zones", None)  # the zone may have changed
+    zone_cache().clear()  # the zone may have changed
     state = "on" if org.sync_enabled else "off"
     tz = org_zone(org)
     return f"Scheduled sync {state}: {cadence.schedule_of(org).describe()}; next run {localtime(org.next_run_at, tz)}."
