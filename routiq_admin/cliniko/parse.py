@@ -1,4 +1,4 @@
-"""Turn raw Cliniko records into dicts of model column values (models.py names and lengths)."""
+"""Turn raw Cliniko records into dicts of model column values (models/records.py names and lengths)."""
 
 import re
 from datetime import UTC, date, datetime
@@ -9,7 +9,7 @@ from .errors import InvalidDataFormat
 # as UTF-8; JSON may carry them as \u escapes).
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
-# Column lengths from models.py (tests/cliniko/test_parse.py checks they still agree).
+# Column lengths from models/records.py (tests/cliniko/test_parse.py checks they still agree).
 LENGTHS = {
     "cliniko_id": 32,
     "business_name": 200,
