@@ -168,3 +168,15 @@ def appointment_counts(org_id, now=None):
         "window_start": past,
         "window_end": future,
     }
+
+
+def missing_patient_ids(org_id):
+    """Return Cliniko ids of patients that local appointments reference but we do not have."""
+    a, p = Appointment, Patient
+    stmt = (
+        select(a.patient_cliniko_id)
+        .outerjoin(p, (p.organization_id == a.organization_id) & (p.cliniko_id == a.patient_cliniko_id))
+        .where(a.organization_id == org_id, a.patient_cliniko_id.is_not(None), p.id.is_(None))
+        .distinct()
+    )
+    return sorted(db.session.execute(stmt).scalars())
