@@ -10,6 +10,7 @@ from flask import Blueprint, jsonify
 from ..auth import path_org, scope_guard
 from ..extensions import db
 from ..models import PATIENTS_READ, Appointment, AppointmentType, Patient, Practitioner
+from ..sync import records
 from ..sync import status as run_status
 from ..timefmt import iso
 from .params import boolean, choice, cursor, encode_cursor, int_range, query, text, timestamp
@@ -82,9 +83,9 @@ def _page(stmt, model, serialize):
 def summary(organization_id):
     """Patient and appointment counts, the last successful sync and freshness per entity."""
     org = path_org(organization_id)
-    total, active = run_status.patient_counts(org.id)
-    by_activity = run_status.activity_counts(org.id)
-    appointments = run_status.appointment_counts(org.id)
+    total, active = records.patient_counts(org.id)
+    by_activity = records.activity_counts(org.id)
+    appointments = records.appointment_counts(org.id)
     last = run_status.last_finished_run(org.id, statuses=("completed",))
     return jsonify(
         {
@@ -119,10 +120,10 @@ def summary(organization_id):
 def patients(organization_id):
     """A page of patients: search, activity, archived ones or not, changed since."""
     org = path_org(organization_id)
-    stmt = run_status.patients_query(
+    stmt = records.patients_query(
         org.id,
         q=query("q", text(100), ""),
-        activity=query("activity", choice(run_status.ACTIVITY_STATUSES, "activity")),
+        activity=query("activity", choice(records.ACTIVITY_STATUSES, "activity")),
         archived=query("archived", boolean, False),
     )
     return _page(stmt.with_only_columns(*PATIENT_COLUMNS), Patient, patient_json)
@@ -132,15 +133,15 @@ def patients(organization_id):
 def appointments(organization_id):
     """A page of appointments: starting in [from, to), status, one patient, changed since."""
     org = path_org(organization_id)
-    stmt = run_status.appointments_query(org.id).with_only_columns(*APPOINTMENT_COLUMNS)
+    stmt = records.appointments_query(org.id).with_only_columns(*APPOINTMENT_COLUMNS)
     start, end = query("from", timestamp), query("to", timestamp)
     if start is not None:
         stmt = stmt.where(Appointment.starts_at >= start)
     if end is not None:
         stmt = stmt.where(Appointment.starts_at < end)
-    status = query("status", choice(run_status.APPOINTMENT_STATUSES, "status"))
+    status = query("status", choice(records.APPOINTMENT_STATUSES, "status"))
     if status:
-        stmt = stmt.where(run_status.appointment_status_filter(status))
+        stmt = stmt.where(records.appointment_status_filter(status))
     patient_id = query("patient_id", text(32))
     if patient_id:
         stmt = stmt.where(Appointment.patient_cliniko_id == patient_id)

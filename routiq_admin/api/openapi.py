@@ -11,7 +11,7 @@ from functools import cache
 
 from ..errors import DEFAULT_CODES, HTTP_STATUS, TITLES
 from ..sync.plan import ALL_MODES, KINDS, MODES, STATUSES, TRIGGERS
-from ..sync.status import ACTIVITY_STATUSES, APPOINTMENT_STATUSES
+from ..sync.records import ACTIVITY_STATUSES, APPOINTMENT_STATUSES
 
 ORG = "org_2xwHiNrj68eaRUlX10anlXGvzX7"
 SYNC_ID = "sync_org_2xwHiNrj68eaRUlX10anlXGvzX7_20250630_120000"

@@ -1,7 +1,7 @@
 """Response shaping for the API: organizations, runs, history items and start responses as the guide shows them."""
 
 from ..models import Patient, utcnow
-from ..sync.status import appointment_patient_name, appointment_status
+from ..sync.records import appointment_patient_name, appointment_status
 from ..timefmt import iso
 
 ENTITY_COUNTS = ("fetched", "created", "updated", "unchanged", "failed")

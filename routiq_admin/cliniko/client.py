@@ -4,15 +4,12 @@ import email.utils
 import hashlib
 import logging
 import math
-import queue
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -27,6 +24,7 @@ from .errors import (
     RateLimitExceeded,
 )
 from .keys import shard_from_key
+from .paging import Page, Prefetch, Stopped, concurrent_pages
 from .ratelimit import SharedRateLimiter
 
 log = logging.getLogger(__name__)
@@ -50,20 +48,6 @@ LIMITER_WINDOW_SECONDS = 61.0
 def key_digest(api_key):
     """Return the identity a key is rate-limited by when its Cliniko user is unknown."""
     return "key:" + hashlib.sha256(api_key.encode()).hexdigest()
-
-
-@dataclass
-class Page:
-    records: list[dict]
-    total_entries: int
-    number: int
-    server_time: datetime | None
-    # True when the next page is already fetched: taking it will not wait on the network.
-    ready_next: bool = False
-
-
-class _Stopped(Exception):
-    """A concurrent page fetch was abandoned because its iteration ended."""
 
 
 class ClinikoClient:
@@ -208,7 +192,7 @@ class ClinikoClient:
         pages); each first page not yet taken narrows the concurrent paging of the others, so
         fetched-but-unconsumed pages stay within `concurrency`. Close it if it is not consumed.
         """
-        return _Prefetch(self, pages)
+        return Prefetch(self, pages)
 
     def _iter_id_batches(self, resource, ids, filters, sort):
         ids = list(dict.fromkeys(str(i) for i in ids))
@@ -240,7 +224,7 @@ class ClinikoClient:
             # Cliniko documents that `next` keeps the query (filters, sort, per_page).
             template = self._absolute(next_link or self_link)
             next_link = None
-            with closing(self._fetch_concurrently(resource, template, range(2, last + 1))) as pages:
+            with closing(concurrent_pages(self, resource, template, range(2, last + 1))) as pages:
                 for page, link in pages:
                     seen.add(page.number)
                     if page.number == last:
@@ -252,50 +236,6 @@ class ClinikoClient:
                 raise InvalidDataFormat(f"Cliniko paging for {resource} looped back to page {page.number}")
             seen.add(page.number)
             yield page
-
-    def _fetch_concurrently(self, resource, template, numbers):
-        """Yield (page, next link) for page numbers as they complete, `concurrency` at a time."""
-        events = queue.Queue()
-        stop = threading.Event()
-        pending = iter(numbers)
-
-        def notify(*args):
-            events.put(("wait", args))  # on_wait runs in the caller's thread, not a worker's
-
-        def fetch(number):
-            try:
-                page, link, _ = self._fetch_page(
-                    _with_page(template, number), None, resource, notify=notify, stop=stop
-                )
-                events.put(("page", (page, link)))
-            except BaseException as exc:  # handed to the caller's thread, raised there
-                events.put(("error", exc))
-
-        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="cliniko-page")
-        try:
-            in_flight = 0
-            for number in pending:
-                pool.submit(fetch, number)
-                in_flight += 1
-                if in_flight >= self._width():
-                    break
-            while in_flight:
-                kind, payload = events.get()
-                if kind == "wait":
-                    self._notify(*payload)
-                    continue
-                in_flight -= 1
-                if kind == "error":
-                    raise payload
-                # Keeps at most `concurrency` pages fetched but unconsumed, prefetched ones included.
-                while in_flight < self._width() and (number := next(pending, None)) is not None:
-                    pool.submit(fetch, number)
-                    in_flight += 1
-                payload[0].ready_next = any(kind == "page" for kind, _ in list(events.queue))
-                yield payload
-        finally:
-            stop.set()
-            pool.shutdown(wait=True, cancel_futures=True)
 
     def _width(self):
         """How many pages this stream may have in flight beside other streams' prefetched ones."""
@@ -444,60 +384,7 @@ class ClinikoClient:
         if stop is None:
             time.sleep(seconds)
         elif stop.wait(seconds):
-            raise _Stopped()
-
-
-class _Prefetch:
-    """A page stream whose first page is fetched in a background thread (see prefetch)."""
-
-    def __init__(self, client, pages):
-        self._client, self._pages = client, pages
-        self._events = queue.Queue()
-        self._stop = threading.Event()
-        self._holding = True
-        with client._lock:
-            client._held += 1
-        self._thread = threading.Thread(target=self._first, name="cliniko-prefetch", daemon=True)
-        self._thread.start()
-
-    def _first(self):
-        local = self._client._local
-        local.notify = lambda *args: self._events.put(("wait", args))
-        local.stop = self._stop
-        try:
-            self._events.put(("page", next(self._pages)))
-        except StopIteration:
-            self._events.put(("end", None))
-        except BaseException as exc:  # handed to the consuming thread, raised there
-            self._events.put(("error", exc))
-        finally:
-            local.notify = local.stop = None
-
-    def _release(self):
-        if self._holding:
-            self._holding = False
-            with self._client._lock:
-                self._client._held -= 1
-
-    def __iter__(self):
-        try:
-            while (event := self._events.get())[0] == "wait":
-                self._client._notify(*event[1])  # on_wait runs in the consumer's thread
-        finally:
-            self._release()
-        kind, payload = event
-        if kind == "error":
-            raise payload
-        if kind == "page":
-            yield payload
-            yield from self._pages
-
-    def close(self):
-        """Stop fetching; a request already on the wire finishes and its page is dropped."""
-        self._stop.set()
-        self._release()
-        if not self._thread.is_alive():
-            self._pages.close()
+            raise Stopped()
 
 
 def _utc(value, *, round_up=False):
@@ -515,12 +402,6 @@ def _incremental(updated_since):
     if updated_since is None:
         return [], None
     return [f"updated_at:>={_utc(updated_since)}"], "updated_at:asc"
-
-
-def _with_page(url, number):
-    parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "page"]
-    return urlunsplit(parts._replace(query=urlencode([*query, ("page", number)])))
 
 
 def _http_date(value):

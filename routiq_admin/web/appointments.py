@@ -5,7 +5,7 @@ from datetime import timedelta
 from flask import Blueprint, render_template
 
 from ..models import Appointment, utcnow
-from ..sync.status import (
+from ..sync.records import (
     appointment_status_filter,
     appointments_query,
 )

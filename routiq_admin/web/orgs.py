@@ -3,7 +3,7 @@
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from ..auth import CLINIKO_CALL_ROLE, require_principal
-from ..sync import cadence, plan, runs
+from ..sync import cadence, plan, records, runs
 from ..sync import status as run_status
 from ..sync.connection import check_connection
 from . import charts
@@ -59,7 +59,7 @@ def index():
         scalars=False,
     )
     page_ids = [item.Organization.id for item in page.items]
-    patients = run_status.patient_counts_by_org(page_ids)
+    patients = records.patient_counts_by_org(page_ids)
     last = run_status.last_finished_runs(page_ids)
     zones = org_zones([item.Organization for item in page.items])
     rows = []

@@ -3,7 +3,7 @@
 from flask import Blueprint, render_template
 
 from ..models import Patient
-from ..sync.status import ACTIVITY_LABELS, active_patient, patients_query
+from ..sync.records import ACTIVITY_LABELS, active_patient, patients_query
 from .common import PER_PAGE, is_htmx, list_response, org_context, org_zone, page_number, paginate
 from .forms import PatientFilterForm
 

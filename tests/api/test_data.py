@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from routiq_admin.client import RoutiqClient
 from routiq_admin.extensions import db
 from routiq_admin.models import Appointment, Patient, utcnow
-from routiq_admin.sync import status as run_status
+from routiq_admin.sync import records
 from routiq_admin.sync.engine import SyncEngine
 from routiq_admin.sync.runs import start_sync
 from routiq_admin.timefmt import iso
@@ -87,7 +87,7 @@ def test_default_limit_and_the_500_ceiling(api, orgs, synced):
 
 def test_patient_filters(api, orgs, synced):
     token = orgs.token_a_read
-    counts = run_status.activity_counts("org_a")
+    counts = records.activity_counts("org_a")
     for activity, expected in counts.items():
         items, _ = pages(api, f"{BASE}/patients", token, activity=activity, limit=500)
         assert len(items) == expected and {p["activity_status"] for p in items} <= {activity}
@@ -134,7 +134,7 @@ def test_appointment_filters(api, orgs, synced):
     stored = db.session.execute(select(Appointment).filter_by(organization_id="org_a")).scalars().all()
     everything, _ = pages(api, f"{BASE}/appointments", token, limit=50)
     assert sorted(a["cliniko_id"] for a in everything) == sorted(a.cliniko_id for a in stored)
-    statuses = Counter(run_status.appointment_status(a) for a in stored)
+    statuses = Counter(records.appointment_status(a) for a in stored)
     assert len(statuses) > 1
     for status, expected in statuses.items():
         items, _ = pages(api, f"{BASE}/appointments", token, status=status, limit=500)
@@ -182,8 +182,8 @@ def test_appointment_parameters_are_validated(api, orgs, query):
 
 def test_summary_reuses_the_dashboard_numbers(api, orgs, synced):
     body = api.get(f"{BASE}/summary", token=orgs.token_a_read).get_json()
-    total, active = run_status.patient_counts("org_a")
-    by_activity = run_status.activity_counts("org_a")
+    total, active = records.patient_counts("org_a")
+    by_activity = records.activity_counts("org_a")
     assert body["total_patients"] == total and body["active_patients"] == active
     assert body["patients_by_activity"] == by_activity
     assert active == total - by_activity["inactive"] and 0 < active < total
@@ -217,7 +217,7 @@ def test_python_client_iterates_every_page(orgs, synced, live_server):
     ids = [p["cliniko_id"] for p in client.patients(limit=100)]
     assert len(ids) == len(set(ids)) and set(ids) == live_patient_ids() and len(ids) > 100
     active = list(client.patients(activity="active", limit=7))
-    assert len(active) == run_status.activity_counts("org_a")["active"]
+    assert len(active) == records.activity_counts("org_a")["active"]
     appointments = list(client.appointments(start=utcnow() - timedelta(days=3650), limit=100))
     assert len(appointments) == db.session.query(Appointment).filter_by(organization_id="org_a").count()
     assert client.summary()["total_patients"] == len(ids)

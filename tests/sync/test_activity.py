@@ -9,7 +9,7 @@ from sqlalchemy import text
 from routiq_admin.extensions import db
 from routiq_admin.models import Appointment, Patient
 from routiq_admin.sync.activity import refresh_activity
-from routiq_admin.sync.status import patient_counts
+from routiq_admin.sync.records import patient_counts
 from tests.factories import make_org
 
 NOW = datetime(2025, 6, 30, 12, 0, 0, tzinfo=UTC)

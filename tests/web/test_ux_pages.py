@@ -8,7 +8,7 @@ import pytest
 
 from routiq_admin.extensions import db
 from routiq_admin.models import Appointment, Patient, utcnow
-from routiq_admin.sync.status import patient_counts
+from routiq_admin.sync.records import patient_counts
 from tests.factories import login, make_org, make_run, make_user
 from tests.web.helpers import HX
 
