@@ -101,7 +101,8 @@ def test_csrf_is_required_for_forms_and_htmx(make_app):
         assert ok.status_code == 302
         page = client.get(f"/orgs/{org.id}").get_data(as_text=True)
         header = csrf_from(page)
-        assert f'hx-headers=\'{{"X-CSRFToken": "{header}"}}\'' in page
+        # the page's htmx requests carry the token (and the page's zone, issue 15 item 10)
+        assert f'hx-headers=\'{{"X-CSRFToken": "{header}", "X-Page-Zone": "UTC"}}\'' in page
         refused = client.post(f"/orgs/{org.id}/syncs", data={"kind": "sync"}, headers=HX)
         assert refused.status_code == 403
         assert db.session.execute(db.select(SyncRun)).first() is None
