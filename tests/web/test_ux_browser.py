@@ -12,6 +12,8 @@ from routiq_admin.errors import AppError
 from routiq_admin.extensions import db
 from routiq_admin.handlers import handle_app_error
 from routiq_admin.models import Patient
+from routiq_admin.sync.runs import active_run
+from tests.conftest import wait_for
 from tests.factories import make_org, make_run, make_user
 from tests.web.conftest import SCREENSHOTS, screenshot, sign_in
 from tests.web.helpers import HX
@@ -30,6 +32,11 @@ def _error_response(app, error_type, message):
     with app.test_request_context("/", headers=HX):
         body, status = handle_app_error(AppError(message, error_type=error_type))
     return status, body
+
+
+def _idle(org_id):
+    db.session.rollback()
+    return active_run(org_id) is None
 
 
 def _org_page(site, open_page):
@@ -73,6 +80,9 @@ def test_a_failed_sync_now_shows_its_error_beside_the_button(site, open_page, er
     page.click("#sync-now")  # success clears it
     page.wait_for_selector("#sync-panel:not([data-status=idle])")
     page.wait_for_selector("form.controls .htmx-error", state="detached")
+    # the real sync it started finishes before the tables are emptied (else its writes and the
+    # teardown's TRUNCATE deadlock on PostgreSQL)
+    wait_for(lambda: _idle(org.id), timeout=60, message="the started sync to finish")
 
 
 @pytest.mark.browser
