@@ -161,8 +161,8 @@ def scope_guard(scope):
     return guard
 
 
-def require_org(org_id, role="viewer"):
-    """Return the organization if the caller holds `role` in it: 401, then 403, then 404."""
+def require_role(org_id, role="viewer"):
+    """Raise 401, then 403, unless the caller holds `role` in the organization (not loaded)."""
     principal = require_principal()
     held = principal.role_in(org_id)
     if held is None:
@@ -171,6 +171,11 @@ def require_org(org_id, role="viewer"):
         raise Forbidden("You do not have access to this organization")
     if not role_at_least(held, role):
         raise Forbidden(f"This action needs the {role} role", error_code="ROLE_REQUIRED")
+
+
+def require_org(org_id, role="viewer"):
+    """Return the organization if the caller holds `role` in it: 401, then 403, then 404."""
+    require_role(org_id, role)
     org = db.session.get(Organization, org_id)
     if org is None:
         raise NotFound("Organization not found")
@@ -222,7 +227,8 @@ def run_in_scope(sync_id, role="viewer"):
     run = find_run(sync_id, org_ids) if VALID_ID.fullmatch(sync_id) else None
     if run is None:
         raise NotFound(f"Sync {sync_id} not found")
-    require_org(run.organization_id, role)
+    # The run's organization exists (foreign key): checking the role needs no load of it.
+    require_role(run.organization_id, role)
     return run
 
 

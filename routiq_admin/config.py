@@ -86,7 +86,8 @@ def load_config(instance_path, env=None, overrides=None):
         "ENCRYPTION_KEY": encryption_key,
         "SQLALCHEMY_DATABASE_URI": _database_url(env, instance_path),
         # hide_parameters: SQL errors never render the statement's values (patient data) into logs.
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},
+        # No pool_pre_ping: extensions.py pings only connections that sat idle.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"hide_parameters": True},
         "REDIS_URL": env.get("REDIS_URL") or None,
         "ENABLE_SYNC_SCHEDULER": _bool(env.get("ENABLE_SYNC_SCHEDULER"), True),
         "SYNC_INTERVAL_MINUTES": int(env.get("SYNC_INTERVAL_MINUTES", 60)),

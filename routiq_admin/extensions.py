@@ -2,6 +2,7 @@
 
 import logging
 import sqlite3
+import time
 from pathlib import Path
 
 import redis
@@ -13,7 +14,9 @@ from flask_wtf import CSRFProtect
 from rq import Queue
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import Pool
 
 from .errors import AppError, QueueUnavailable
 
@@ -68,6 +71,33 @@ def _sqlite_cache_size(dbapi_connection, connection_record):
     """Give every SQLite connection a 16 MiB page cache."""
     if isinstance(dbapi_connection, sqlite3.Connection):
         dbapi_connection.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+
+
+# A pooled connection idle this long is pinged before use: a database restart may have dropped
+# it. A busy pool (progress polling) skips the round trip `pool_pre_ping` makes on every checkout.
+PING_AFTER_IDLE_SECONDS = 5.0
+
+
+@event.listens_for(Pool, "checkin")
+def _idle_since(dbapi_connection, connection_record):
+    """Note when a connection went back to the pool."""
+    connection_record.info["idle_since"] = time.monotonic()
+
+
+@event.listens_for(Pool, "checkout")
+def _ping_if_idle(dbapi_connection, connection_record, connection_proxy):
+    """Ping a connection that sat idle; a failed ping makes the pool reconnect."""
+    idle_since = connection_record.info.get("idle_since")
+    if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+        return
+    try:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT 1")
+        finally:
+            cursor.close()
+    except Exception as exc:
+        raise DisconnectionError("an idle pooled connection failed its ping") from exc
 
 
 def sqlite_path(app=None):
