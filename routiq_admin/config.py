@@ -91,6 +91,8 @@ def load_config(instance_path, env=None, overrides=None):
         "REDIS_URL": env.get("REDIS_URL") or None,
         "ENABLE_SYNC_SCHEDULER": _bool(env.get("ENABLE_SYNC_SCHEDULER"), True),
         "SYNC_INTERVAL_MINUTES": int(env.get("SYNC_INTERVAL_MINUTES", 60)),
+        # Sync workers are batch work: on a host they share with `web`, requests get the CPU first.
+        "WORKER_NICE": int(env.get("WORKER_NICE", 10)),
         "STALE_SYNC_MINUTES": float(env.get("STALE_SYNC_MINUTES", 15)),
         "ACTIVE_PAST_DAYS": int(env.get("ACTIVE_PAST_DAYS", 30)),
         "ACTIVE_FUTURE_DAYS": int(env.get("ACTIVE_FUTURE_DAYS", 30)),

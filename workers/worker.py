@@ -6,6 +6,7 @@ inherits the imports and the app instead of paying for them per job.
 """
 
 import logging
+import os
 
 from routiq_admin import create_app
 from routiq_admin.extensions import db, get_queue, get_redis
@@ -25,6 +26,8 @@ class PreloadedWorker(JobLoggingWorker):
 
 def main():
     app = create_app()
+    if app.config["WORKER_NICE"] > 0:
+        os.nice(app.config["WORKER_NICE"])  # its work horses inherit it
     with app.app_context():
         # Connect once so the dialect's first-connect setup is inherited too, then close.
         with db.engine.connect():
