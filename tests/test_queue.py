@@ -42,6 +42,21 @@ def test_worker_process_executes_a_job(app, base_config):
         stop(worker)
 
 
+def test_a_work_horse_runs_its_job_with_the_inherited_objects_frozen(app, base_config):
+    job = get_queue(app).enqueue("gc.get_freeze_count")
+    worker = start_process(["-m", "workers.worker"], subprocess_env(base_config))
+    try:
+        wait_for(
+            lambda: Job.fetch(job.id, connection=get_redis(app)).get_status() == "finished",
+            timeout=30,
+            message="the job to finish",
+        )
+        # Everything the worker built before the fork is out of the horse's garbage collector.
+        assert Job.fetch(job.id, connection=get_redis(app)).return_value() > 100_000
+    finally:
+        stop(worker)
+
+
 def test_configured_redis_that_is_down_is_an_outage(make_app):
     app = make_app(REDIS_URL=f"redis://127.0.0.1:{devredis.free_port()}/0")
     with pytest.raises(redis.ConnectionError):

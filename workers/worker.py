@@ -5,6 +5,7 @@ still runs in its own forked work horse (a crash, a leak or a timeout dies with 
 inherits the imports and the app instead of paying for them per job.
 """
 
+import gc
 import logging
 import os
 
@@ -21,6 +22,9 @@ class PreloadedWorker(JobLoggingWorker):
     def main_work_horse(self, job, queue):
         # Pooled connections opened before the fork are the parent's: drop them unclosed.
         db.engine.dispose(close=False)
+        # The horse's collections would traverse every object it inherited, copying their pages
+        # (copy-on-write) as they go: a third of a sync's CPU (docs/benchmarks.md). Freeze them.
+        gc.freeze()
         super().main_work_horse(job, queue)
 
 
