@@ -172,12 +172,18 @@ def scenario(
     incremental_runs,
     server_url=None,
     pg_database=PG_DATABASE,
+    database_url=None,
     log=print,
 ):
-    """First syncs (fresh database each) then unchanged incremental runs on the last; figures."""
+    """First syncs (fresh database each) then unchanged incremental runs on the last; figures.
+
+    server_url: a scratch PostgreSQL database per first sync, else a SQLite file each;
+    database_url: this (empty) database instead, for one first sync (the tests).
+    """
     import contextlib
 
-    database = "PostgreSQL" if server_url else "SQLite"
+    url = database_url or server_url or "sqlite"
+    database = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
     out = {
         "name": name,
         "database": database,
@@ -195,7 +201,9 @@ def scenario(
             os.makedirs(rundir, exist_ok=True)
             last = index == first_runs - 1
             with contextlib.ExitStack() as stack:
-                if server_url:
+                if database_url:
+                    url = database_url
+                elif server_url:
                     url = stack.enter_context(common.postgres_database(server_url, pg_database))
                 else:
                     url = f"sqlite:///{os.path.join(rundir, 'routiq.db')}"
