@@ -191,6 +191,7 @@ def measure_versus_dlt(redis, workdir, args):
         quick=args.quick,
         server_url=args.database_url,
         pg_database=args.pg_database + "_dlt",
+        dlt_python=args.dlt_python,
         log=log,
     )
 
@@ -230,6 +231,9 @@ def parse_args(argv):
         "--only",
         default="e2e,ingest,activity,big,api,fleet,activity-pg,fleet-view,tick,versus-dlt",
         help="comma list of: e2e, ingest, activity, big, api, fleet, activity-pg, fleet-view, tick, versus-dlt",
+    )
+    p.add_argument(
+        "--dlt-python", help="versus-dlt: an interpreter with dlt installed, to run dlt's side too"
     )
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--latency-ms", type=int, default=100)

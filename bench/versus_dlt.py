@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from . import common
+from . import common, dlt_side
 from .fleet import _free_port, _wait_port
 
 # dlt's own figures on this machine, from issue 14 (in-process medians, measured by another
@@ -173,6 +173,7 @@ def scenario(
     server_url=None,
     pg_database=PG_DATABASE,
     database_url=None,
+    dlt_python=None,
     log=print,
 ):
     """First syncs (fresh database each) then unchanged incremental runs on the last; figures.
@@ -219,6 +220,16 @@ def scenario(
                         log(f"    {name}: unchanged incremental {inc + 1}/{incremental_runs}: {_describe(r)}")
                 finally:
                     _dispose(app)
+        if dlt_python:
+            rundir = os.path.join(workdir, f"dlt-side-{name}")
+            os.makedirs(rundir, exist_ok=True)
+            with contextlib.ExitStack() as stack:
+                if server_url:
+                    url = stack.enter_context(common.postgres_database(server_url, pg_database + "_side"))
+                else:
+                    url = f"sqlite:///{os.path.join(rundir, 'dlt.db')}"
+                base_url = sim.base_url.replace("{shard}", "au1")
+                out["dlt_side"] = dlt_side.measure(dlt_python, base_url, common.BENCH_KEY, url, rundir, log)
     finally:
         sim.stop()
     out["load_after"] = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
@@ -232,9 +243,19 @@ def _describe(r):
     )
 
 
-def measure(redis, workdir, *, quick=False, server_url=common.PG_DEFAULT, pg_database=PG_DATABASE, log=print):
+def measure(
+    redis,
+    workdir,
+    *,
+    quick=False,
+    server_url=common.PG_DEFAULT,
+    pg_database=PG_DATABASE,
+    dlt_python=None,
+    log=print,
+):
     """Both scenarios of issue 14 (the PostgreSQL one skipped when server_url is 'none')."""
-    result = {"quick": quick, "scenarios": [], "dlt": dlt_status()}
+    dlt_python = dlt_side.interpreter(dlt_python)
+    result = {"quick": quick, "scenarios": [], "dlt": dlt_side.status(dlt_python)}
     result["scenarios"].append(
         scenario(
             redis,
@@ -245,6 +266,7 @@ def measure(redis, workdir, *, quick=False, server_url=common.PG_DEFAULT, pg_dat
             latency_ms=100,
             first_runs=1 if quick else 3,
             incremental_runs=3,
+            dlt_python=dlt_python,
             log=log,
         )
     )
@@ -262,20 +284,12 @@ def measure(redis, workdir, *, quick=False, server_url=common.PG_DEFAULT, pg_dat
                 incremental_runs=3,
                 server_url=server_url,
                 pg_database=pg_database,
+                dlt_python=dlt_python,
                 log=log,
             )
         )
     log(f"    {result['dlt']}")
     return result
-
-
-def dlt_status():
-    """Whether dlt can run beside us in this interpreter (it is not one of our requirements)."""
-    try:
-        import dlt  # noqa: F401
-    except ImportError:
-        return "dlt not installed: ratios use the figures in issue 14"
-    return "dlt is importable, but the bench does not run it: ratios use the figures in issue 14"
 
 
 # -- report ------------------------------------------------------------------------------------
@@ -299,6 +313,7 @@ def rows(result):
             if s["name"] == "big" and (s["patients"], s["appointments"]) != (20_000, 60_000):
                 dlt = None  # dlt's figures are for 20k/60k: a --quick clinic gets no ratio
             ratio = wall / dlt[0] if dlt else None
+            here = [r for r in (s.get("dlt_side") or {}).get("runs", ()) if r["kind"] == kind]
             out.append(
                 {
                     "figure": f"{label}, {size}, {s['database']}, {s['latency_ms']} ms",
@@ -311,6 +326,9 @@ def rows(result):
                     "ratio": ratio,
                     "target": dlt[1] if dlt else None,
                     "met": None if ratio is None else ratio <= dlt[1],
+                    "dlt_here": _median(here, "wall") if here else None,
+                    "dlt_here_cpu": _median(here, "cpu") if here else None,
+                    "dlt_here_requests": _median(here, "requests") if here else None,
                 }
             )
     return out
@@ -320,8 +338,17 @@ def render(result):
     """The section's markdown: the table, then how it was measured."""
     from .report import fmt_s, table
 
-    body = []
-    for r in rows(result):
+    body, measured = [], rows(result)
+    side = any(r["dlt_here"] is not None for r in measured)
+    for r in measured:
+        here = []
+        if side and r["dlt_here"] is None:
+            here = ["—", "—"]
+        elif side:
+            here = [
+                f"{r['dlt_here']:.2f} s ({r['dlt_here_cpu']:.2f} s CPU, {r['dlt_here_requests']:g} requests)",
+                f"{r['wall'] / r['dlt_here']:.2f}×",
+            ]
         body.append(
             [
                 r["figure"],
@@ -334,10 +361,12 @@ def render(result):
                 "—" if r["ratio"] is None else f"{r['ratio']:.2f}×",
                 "—" if r["target"] is None else f"≤ {r['target']}×",
                 "—" if r["met"] is None else ("yes" if r["met"] else "**no**"),
+                *here,
             ]
         )
     headers = ["run (in-process)", "runs", "wall (median)", "CPU", "requests", "rows written"]
     headers += ["dlt (issue 14)", "ours / dlt", "target", "met"]
+    headers += ["dlt here, same run (median)", "ours / dlt here"] if side else []
     loads = ", ".join(f"{s['name']} {s['load_before'].split()[0]}" for s in result["scenarios"])
     return (
         table(headers, body)
@@ -376,6 +405,7 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true")
     p.add_argument("--database-url", default=common.PG_DEFAULT, help="PostgreSQL server, or 'none'")
     p.add_argument("--pg-database", default=PG_DATABASE, help="scratch database (created and dropped)")
+    p.add_argument("--dlt-python", help="an interpreter with dlt installed: run dlt's side too")
     p.add_argument(
         "--profile",
         metavar="PATH",
@@ -388,7 +418,15 @@ def main(argv=None):
             if args.profile:
                 profile_incremental(redis, workdir, args)
             else:
-                print(render(measure(redis, workdir, quick=args.quick, server_url=args.database_url)))
+                result = measure(
+                    redis,
+                    workdir,
+                    quick=args.quick,
+                    server_url=args.database_url,
+                    pg_database=args.pg_database,
+                    dlt_python=args.dlt_python,
+                )
+                print(render(result))
         finally:
             redis.stop()
 
