@@ -234,7 +234,7 @@ def _met(ok):
     return "yes" if ok else "**no**"
 
 
-def summary_rows(e2e_first, e2e_second, made, floor, ingest_results, big, args, fleet=None):
+def summary_rows(e2e_first, e2e_second, made, floor, ingest_results, big, args, fleet=None, dlt=None):
     def find(db, label):
         for r in ingest_results:
             if r.get("database") == db and r.get("label") == label and "error" not in r:
@@ -322,6 +322,10 @@ def summary_rows(e2e_first, e2e_second, made, floor, ingest_results, big, args, 
                 _met(first["median_ms"] < 300),
             ]
         )
+    if dlt:
+        from .versus_dlt import summary_rows as dlt_rows
+
+        rows += dlt_rows(dlt)
     return table(["figure", "target", "measured", "met"], rows)
 
 
@@ -422,6 +426,15 @@ def _sections(results, args):
         out.append(("7. Fleet view at 1,000 organizations", fleet_view_table(results["fleet_view"])))
     if results.get("tick"):
         out.append(("Scheduler tick", tick_table(results["tick"])))
+    if results.get("versus_dlt"):
+        from . import versus_dlt
+
+        out.append(
+            (
+                "8. Versus dlt's rest_api source, in-process (issue 14)",
+                versus_dlt.render(results["versus_dlt"]),
+            )
+        )
     summary = summary_rows(
         e2e_first,
         e2e_second,
@@ -431,6 +444,7 @@ def _sections(results, args):
         results.get("big"),
         args,
         fleet=results.get("fleet_view"),
+        dlt=results.get("versus_dlt"),
     )
     return summary, out
 

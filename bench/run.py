@@ -10,7 +10,8 @@ by default; CI runs it (`make bench BENCH_ARGS=--quick`) so the bench cannot rot
 
 Fleet (section 5, `bench/fleet.py`): guide clinics started at once through real `python -m
 workers.worker` processes and gunicorn, the simulator in its own process; activity on
-never-analyzed PostgreSQL tables (section 6, `bench/activity.py`).
+never-analyzed PostgreSQL tables (section 6, `bench/activity.py`); our side of issue 14's
+comparison with dlt, in-process (section 8, `bench/versus_dlt.py`).
 """
 
 import argparse
@@ -180,6 +181,21 @@ def measure_fleet_view(redis, workdir, args):
     return result
 
 
+def measure_versus_dlt(redis, workdir, args):
+    from . import versus_dlt
+
+    log("[8] versus dlt's rest_api source: our engine in-process, dlt's conditions (issue 14)")
+    return versus_dlt.measure(
+        redis,
+        workdir,
+        quick=args.quick,
+        server_url=args.database_url,
+        pg_database=args.pg_database + "_dlt",
+        dlt_python=args.dlt_python,
+        log=log,
+    )
+
+
 def measure_tick(redis, workdir, args):
     from . import tick
 
@@ -213,8 +229,11 @@ def parse_args(argv):
     p.add_argument("--pg-database", default=common.PG_BENCH_DB, help="scratch database (created and dropped)")
     p.add_argument(
         "--only",
-        default="e2e,ingest,activity,big,api,fleet,activity-pg,fleet-view,tick",
-        help="comma list of: e2e, ingest, activity, big, api, fleet, activity-pg, fleet-view, tick",
+        default="e2e,ingest,activity,big,api,fleet,activity-pg,fleet-view,tick,versus-dlt",
+        help="comma list of: e2e, ingest, activity, big, api, fleet, activity-pg, fleet-view, tick, versus-dlt",
+    )
+    p.add_argument(
+        "--dlt-python", help="versus-dlt: an interpreter with dlt installed, to run dlt's side too"
     )
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--latency-ms", type=int, default=100)
@@ -299,6 +318,8 @@ def main(argv=None):
                 results["fleet_view"] = measure_fleet_view(redis, workdir, args)
             if "tick" in args.sections:
                 results["tick"] = measure_tick(redis, workdir, args)
+            if "versus-dlt" in args.sections:
+                results["versus_dlt"] = measure_versus_dlt(redis, workdir, args)
         finally:
             redis.stop()
     facts["loadavg_end"] = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
