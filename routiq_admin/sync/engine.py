@@ -413,7 +413,7 @@ class SyncEngine(RunProgress):
         )
         try:
             for entity, pages, label in streams:
-                self._ingest(entity, pages, label)
+                self._ingest(entity, _commit_at_step_end(pages), label)
         finally:
             for _, pages, _ in streams:
                 pages.close()
@@ -479,6 +479,13 @@ class SyncEngine(RunProgress):
         analyze_after_load(written)
         refresh_activity(self.org_id)
         self._commit("Patient activity updated")
+
+
+def _commit_at_step_end(pages):
+    """Yield pages marked to share the step's closing commit (still at most COMMIT_EVERY_SECONDS apart)."""
+    for page in pages:
+        page.ready_next = True
+        yield page
 
 
 def run_in_foreground(run_id, job_id, on_progress=None):
