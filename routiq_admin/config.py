@@ -84,7 +84,9 @@ def load_config(instance_path, env=None, overrides=None):
         "APP_ENV": app_env,
         "SECRET_KEY": secret_key,
         "ENCRYPTION_KEY": encryption_key,
-        "SQLALCHEMY_DATABASE_URI": _database_url(env, instance_path),
+        # An app given its database (tests, the bench) says nothing of the default SQLite file.
+        "SQLALCHEMY_DATABASE_URI": (overrides or {}).get("SQLALCHEMY_DATABASE_URI")
+        or _database_url(env, instance_path),
         # hide_parameters: SQL errors never render the statement's values (patient data) into logs.
         # No pool_pre_ping: extensions.py pings only connections that sat idle.
         "SQLALCHEMY_ENGINE_OPTIONS": {"hide_parameters": True},
