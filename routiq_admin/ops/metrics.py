@@ -23,7 +23,7 @@ from ..models import SYNCED_MODELS, Organization, SyncRun, utcnow
 from ..sync.plan import ACTIVE_STATUSES, FINISHED_STATUSES
 from ..sync.runs import STALE_STEP
 from ..sync.schedule import HEARTBEAT_KEY
-from ..sync.status import _seconds_between, sync_status
+from ..sync.status import _seconds_between, fleet_query, health
 
 bp = Blueprint("ops_metrics", __name__)
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600)
@@ -133,10 +133,10 @@ class SyncCollector:
         return family
 
     def _organizations(self):
-        orgs = list(db.session.execute(select(Organization)).scalars())
         states = dict.fromkeys(ORG_STATES, 0)
-        for org in orgs:
-            states[sync_status(org)] += 1
+        # One query for the whole fleet (a scrape of 1,000 clinics no longer runs 1,000 of them).
+        for row in db.session.execute(fleet_query(None)):
+            states[health(row[0], row)] += 1
         yield _gauge("routiq_organizations", "Organizations by sync health.", ["state"], states.items())
         paused_at = getattr(Organization, "paused_at", None)
         if paused_at is not None:
