@@ -19,23 +19,7 @@ from ..models import (
     utcnow,
 )
 from .plan import ACTIVE_STATUSES, FINISHED_STATUSES
-
-# The record queries moved to records.py; re-exported here for importers not yet moved.
-from .records import (  # noqa: F401
-    ACTIVITY_LABELS,
-    ACTIVITY_STATUSES,
-    APPOINTMENT_STATUSES,
-    active_patient,
-    activity_counts,
-    appointment_counts,
-    appointment_patient_name,
-    appointment_status,
-    appointment_status_filter,
-    appointments_query,
-    patient_counts,
-    patient_counts_by_org,
-    patients_query,
-)
+from .records import patient_counts
 from .runs import active_run
 from .schedule import scheduler_active
 
