@@ -307,3 +307,32 @@ def test_any_sequence_ends_where_a_full_pass_would(unmargined, seed):
         db.session.commit()
         assert stored(ORG) == expected(ORG, now), (seed, step)
     assert refresh_activity(ORG, now=now, full=True) == 0
+
+
+def test_an_incremental_sync_recomputes_the_patients_a_move_touched(org, account):
+    """Through the engine and the simulator: an appointment moved to another patient in Cliniko."""
+    from tests.sync.conftest import ORG_ID, run_inline
+
+    assert run_inline(org).status == "completed"
+    backdate(ORG_ID)  # the first run was long ago
+    before = stored(ORG_ID)
+    counted = [
+        a
+        for a in db.session.execute(
+            select(Appointment).where(Appointment.organization_id == ORG_ID)
+        ).scalars()
+        if a.patient_cliniko_id in before and not (a.cancelled_at or a.archived_at or a.deleted_at)
+    ]
+    left, moved = counted[0].patient_cliniko_id, counted[0].cliniko_id
+    to = next(pid for pid, values in before.items() if values[2] == 0 and pid != left)
+    idle = next(pid for pid, values in before.items() if values[2] == 0 and pid != to)
+    tamper(ORG_ID, idle)  # no appointment, not synced: no candidate
+    account.update_appointment(moved, patient=to)
+
+    run = run_inline(org)
+    assert run.status == "completed" and run.entity_counts["appointments"]["updated"] == 1
+    after = stored(ORG_ID)
+    assert after[left][2] == before[left][2] - 1 and after[to][2] == 1
+    assert after[idle][5] == "active"  # the pass read the candidates only
+    as_of = db.session.get(Organization, ORG_ID).activity_as_of
+    assert refresh_activity(ORG_ID, now=as_of, full=True) == 1  # and it agrees with a full one but for `idle`
