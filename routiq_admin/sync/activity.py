@@ -124,16 +124,12 @@ def _candidates(org_id, mark, now, recent_from, changed_since):
         ),
         select(p.cliniko_id, null()).where(p.organization_id == org_id, p.synced_at >= since),
     )
-    ids, moved = set(), False
-    for cliniko_id, previous in db.session.execute(stmt):
-        ids.add(cliniko_id)
-        if previous is not None:
-            ids.add(previous)
-            moved = True
-    ids.discard(None)
-    if len(ids) > MAX_CANDIDATES:
+    # More rows than the cap (a large load within the margin, say) stop early: a whole pass.
+    rows = db.session.execute(stmt.limit(MAX_CANDIDATES + 1)).all()
+    if len(rows) > MAX_CANDIDATES:
         return None, None
-    return ids, moved
+    ids = {cliniko_id for row in rows for cliniko_id in row if cliniko_id is not None}
+    return ids, any(previous is not None for _, previous in rows)
 
 
 def _recompute(org_id, now, recent_from, candidates):

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from routiq_admin.extensions import db
 from routiq_admin.models import Appointment, Organization, Patient, utcnow
-from routiq_admin.sync import tick
+from routiq_admin.sync import activity, tick
 from routiq_admin.sync.activity import FIELDS, MAX_GAP, refresh_activity
 from routiq_admin.sync.upsert import Upserter
 from tests.factories import make_org, make_run
@@ -214,6 +214,16 @@ def test_the_mark_is_kept_with_the_computation(clinic):
     assert refresh_activity(ORG, now=NOW + MAX_GAP + DAY) >= 1
     db.session.commit()
     assert stored(ORG) == expected(ORG, NOW + MAX_GAP + DAY)
+
+
+def test_more_candidates_than_the_cap_is_a_whole_pass(clinic, monkeypatch):
+    monkeypatch.setattr(activity, "MAX_CANDIDATES", 2)
+    tamper(ORG, "6")
+    rows = [appointment("a1", "1", NOW - 3 * DAY), appointment("a5", "4", NOW - 4 * DAY)]
+    write(ORG, Appointment, [*rows, appointment("a6", "5", NOW + 9 * DAY)])
+    refresh_activity(ORG, now=NOW)
+    db.session.commit()
+    assert stored(ORG) == expected(ORG, NOW)  # "6" put right: everyone was read
 
 
 def test_the_window_setting_moving_is_an_edge(make_app, clinic):
