@@ -11,7 +11,7 @@ were moved away from (`previous_patient_cliniko_id`, see below), and patients wi
 appointment between the old and the new window edges (now and now - ACTIVE_PAST_DAYS). A
 patient's values depend only on its own appointments, its patient id and the two edges, so
 no other patient can change. The whole organization is recomputed when asked (`full`), when it
-never was, after a long gap, or when the candidates are most of a clinic.
+never was, after a gap of over MAX_GAP, or past MAX_CANDIDATES candidates.
 
 Moved appointments: after Cliniko moves an appointment to another patient (a merge), its row
 no longer names the patient it left, whose stored counts still include it. The upsert keeps
@@ -24,8 +24,11 @@ organization's row, and the idle refresh (sync/tick.py) rolls back when a run st
 Both sides are read once whatever the planner guesses; on PostgreSQL nested loops are switched
 off for that statement (a nested loop over the grouped pass, chosen when a freshly loaded table
 has no statistics, is what made it take minutes), and a large load is followed by ANALYZE. The
-candidate pass reads its patients' appointments through the (organization, patient) index and
-hash-joins two sets no larger than MAX_CANDIDATES, so its plan cannot go wrong either.
+candidate pass restricts each of its tables to the candidates and hash-joins sets of at most
+MAX_CANDIDATES rows: index scans on the ids with statistics, at worst one read of the
+organization's rows per table without. Finding the candidates reads the organization's
+appointments and patients once (`synced_at` has no index: one would cost every upsert) and two
+index ranges of (organization, starts_at) for the edges.
 """
 
 from datetime import timedelta
