@@ -378,8 +378,12 @@ def activity_pg_table(a):
         for label, key in (
             ("first pass (every patient gets values)", "first"),
             ("unchanged, still never analyzed", "unchanged"),
+            ("unchanged, incremental, never analyzed", "unchanged_incremental"),
+            ("a day later, incremental, never analyzed", "day_later_incremental"),
             ("unchanged, after ANALYZE", "unchanged_after_analyze"),
+            ("unchanged, incremental, after ANALYZE", "unchanged_incremental_after_analyze"),
         )
+        if key in a
     ]
     return table(["refresh_activity", "time", "patient rows written"], rows)
 
@@ -684,5 +688,7 @@ METHOD = """
 6. **Activity on never-analyzed tables** (`bench/activity.py`): the engine loads the clinic
    into a fresh PostgreSQL database with the activity step skipped (nothing runs ANALYZE;
    `pg_stat_user_tables` confirms no statistics), then `refresh_activity` alone is timed:
-   first pass, unchanged pass, unchanged pass after `ANALYZE`.
+   first pass, unchanged pass over the whole clinic (`full=True`), unchanged incremental pass,
+   an incremental pass a day later (the window edges moved), and the unchanged passes again
+   after `ANALYZE`.
 """

@@ -160,6 +160,7 @@ def load_config(instance_path, env=None, overrides=None):
         "AUTO_PAUSE_AFTER_FAILURES": int(env.get("AUTO_PAUSE_AFTER_FAILURES", 5)),
         "SCHEDULE_RETRY_MINUTES": float(env.get("SCHEDULE_RETRY_MINUTES", 5)),
         "ACTIVITY_REFRESH_MINUTES": float(env.get("ACTIVITY_REFRESH_MINUTES", 15)),
+        "ACTIVITY_CLOCK_MARGIN_SECONDS": float(env.get("ACTIVITY_CLOCK_MARGIN_SECONDS", 60)),
     }
     settings.update(overrides or {})
     return settings

@@ -39,6 +39,11 @@ class Organization(db.Model):
     paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     paused_reason: Mapped[str | None] = mapped_column(String(200))
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The last activity computation (sync/activity.py): when it started (rows synced since are
+    # recomputed next time), the "now" it used and its recent window's start (the window edges).
+    activity_computed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    activity_as_of: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    activity_recent_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     @validates("id")
     def _validate_id(self, key, value):

@@ -127,6 +127,9 @@ class Appointment(ClinikoRecord, db.Model):
     cancellation_reason_description: Mapped[str | None] = mapped_column(String(200))
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The patient an appointment was moved away from (a merge in Cliniko), set by the upsert and
+    # cleared by the activity step once that patient is recomputed; never from Cliniko.
+    previous_patient_cliniko_id: Mapped[str | None] = mapped_column(String(32))
 
     patient: Mapped[Patient | None] = relationship(
         primaryjoin=lambda: and_(

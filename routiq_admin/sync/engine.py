@@ -477,7 +477,9 @@ class SyncEngine(RunProgress):
             c["created"] + c["updated"] for e, c in self.counts.items() if e in ("patients", "appointments")
         )
         analyze_after_load(written)
-        refresh_activity(self.org_id)
+        # The daily full run recomputes every patient; any other only what may have changed since
+        # the last computation, and at least what this run wrote.
+        refresh_activity(self.org_id, full=self.full, changed_since=self.started_at)
         self._commit("Patient activity updated")
 
 

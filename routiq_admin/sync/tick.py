@@ -14,7 +14,7 @@ from sqlalchemy import and_, case, exists, func, select
 from ..errors import AppError, QueueUnavailable
 from ..extensions import db, get_queue, get_redis
 from ..models import Organization, SyncRun, utcnow
-from .activity import refresh_activity
+from .activity import clock_margin, refresh_activity
 from .cadence import advance
 from .plan import ACTIVE_STATUSES
 from .runs import active_run, cleanup_stale, start_sync
@@ -108,14 +108,29 @@ def _enqueue_activity_refresh():
         return False
 
 
+def _run_since(org_id, since):
+    """Return whether the organization has a run in progress or created since `since`."""
+    stmt = select(SyncRun.id).where(
+        SyncRun.organization_id == org_id,
+        SyncRun.status.in_(ACTIVE_STATUSES) | (SyncRun.created_at >= since - clock_margin()),
+    )
+    return db.session.execute(stmt.limit(1)).first() is not None
+
+
 def refresh_idle_activity():
     """Recompute activity for every organization without a run in progress (a run refreshes its own)."""
     org_ids = db.session.execute(select(Organization.id).order_by(Organization.id)).scalars().all()
     refreshed = 0
     for org_id in org_ids:
+        checked = utcnow()
         if active_run(org_id) is not None:
             continue
-        refresh_activity(org_id)
+        refresh_activity(org_id)  # mostly the window edges: what "now" moving changed
+        if _run_since(org_id, checked):
+            # A run started meanwhile and may have written rows this pass did not see, yet
+            # before the time it records; the run computes activity itself at its end.
+            db.session.rollback()
+            continue
         db.session.commit()
         refreshed += 1
     return refreshed

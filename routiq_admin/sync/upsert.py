@@ -10,6 +10,10 @@ from ..extensions import db
 from ..models import UTCDateTime, utcnow
 
 KEY_COLUMNS = ("organization_id", "cliniko_id")
+# An appointment moved to another patient remembers the one it left (the first, until the
+# activity step has recomputed it): the incremental activity pass cannot find that patient
+# from the appointment's new values (sync/activity.py).
+REMEMBERS_PREVIOUS = {"appointments": ("patient_cliniko_id", "previous_patient_cliniko_id")}
 
 
 class Upserter:
@@ -84,9 +88,18 @@ class Upserter:
     def _on_conflict(self, columns, differs):
         """Return the ON CONFLICT clause that rewrites a row only when a value differs."""
         table = self.table.name
+        assignments = [f"{name} = excluded.{name}" for name in (*columns, "synced_at")]
+        tracked = REMEMBERS_PREVIOUS.get(table)
+        if tracked and tracked[0] in columns:
+            current, previous = tracked
+            # SET expressions read the row as it was, before this statement's assignments.
+            assignments.append(
+                f"{previous} = COALESCE({table}.{previous}, CASE WHEN {table}.{current} {differs} "
+                f"excluded.{current} THEN {table}.{current} END)"
+            )
         return (
             f"ON CONFLICT ({', '.join(KEY_COLUMNS)}) DO UPDATE SET "
-            + ", ".join(f"{name} = excluded.{name}" for name in (*columns, "synced_at"))
+            + ", ".join(assignments)
             + " WHERE "
             + " OR ".join(f"{table}.{name} {differs} excluded.{name}" for name in columns)
         )

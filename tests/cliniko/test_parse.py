@@ -10,7 +10,7 @@ from routiq_admin.cliniko import parse
 from routiq_admin.cliniko.errors import InvalidDataFormat
 
 BASE = "https://api.au4.cliniko.com/v1"
-LOCAL_COLUMNS = {"id", "organization_id", "synced_at"}
+LOCAL_COLUMNS = {"id", "organization_id", "synced_at", "previous_patient_cliniko_id"}
 COMPUTED = {
     "recent_appointment_count",
     "upcoming_appointment_count",
