@@ -38,6 +38,17 @@ def cpu_seconds(pid):
     return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu_seconds():
+    """CPU time the whole machine has spent busy (every core, every process), in seconds."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except OSError:
+        return 0.0
+    busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values, q):
     values = sorted(values)
     if not values:
@@ -230,6 +241,7 @@ def scenario(redis, workdir, sim, *, clinics, workers, pollers=0, database_url=N
         _wait_idle(redis.url, procs)
         cpu_before = sum(cpu_seconds(w.proc.pid) for w in procs)
         sim_cpu_before = cpu_seconds(sim.proc.pid)
+        machine_before = machine_cpu_seconds()
         with app.app_context():
             started_wall = datetime.now(UTC)
             started = time.monotonic()
@@ -267,6 +279,7 @@ def scenario(redis, workdir, sim, *, clinics, workers, pollers=0, database_url=N
                 for r in db.session.execute(select(SyncRun).where(SyncRun.id.in_(ids))).scalars()
             ]
             db.session.rollback()
+        machine_cpu = machine_cpu_seconds() - machine_before
         _wait_idle(redis.url, procs)
         cpu = sum(cpu_seconds(w.proc.pid) for w in procs) - cpu_before
         sim_cpu = cpu_seconds(sim.proc.pid) - sim_cpu_before
@@ -297,6 +310,8 @@ def scenario(redis, workdir, sim, *, clinics, workers, pollers=0, database_url=N
         "trigger_p50": percentile(trigger, 50),
         "cpu_per_job": cpu / max(1, clinics),
         "simulator_cpu_per_job": sim_cpu / max(1, clinics),
+        # Everything else the machine did meanwhile: PostgreSQL, Redis, gunicorn, pollers, this loop.
+        "other_cpu_per_job": max(0.0, machine_cpu - cpu - sim_cpu) / max(1, clinics),
         "requests_per_job": sum(r.cliniko_requests for r in rows) / max(1, len(rows)),
         "progress": progress,
         "errors": sorted({e["message"] for r in rows for e in (r.errors or [])})[:5],
@@ -307,7 +322,8 @@ def scenario(redis, workdir, sim, *, clinics, workers, pollers=0, database_url=N
         f"    {clinics} clinics, {workers} worker(s), {pollers} pollers: {statuses}, "
         f"wall {result['wall_seconds'] or wall_observed:.1f} s, per clinic p50 {result['per_clinic_p50']:.2f} s "
         f"p95 {result['per_clinic_p95']:.2f} s, CPU/job {result['cpu_per_job']:.2f} s "
-        f"(simulator {result['simulator_cpu_per_job']:.2f} s), {result['requests_per_job']:.1f} requests/job"
+        f"(simulator {result['simulator_cpu_per_job']:.2f} s, rest of the machine "
+        f"{result['other_cpu_per_job']:.2f} s), {result['requests_per_job']:.1f} requests/job"
         + (
             f"; progress p50/p95/p99 {progress['p50_ms']:.0f}/{progress['p95_ms']:.0f}/{progress['p99_ms']:.0f} ms"
             f" over {progress['requests']} reads ({progress['errors']} errors {progress['error_kinds']})"

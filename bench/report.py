@@ -350,6 +350,9 @@ def fleet_table(rows):
                 f"{r['wall_seconds'] / r['clinics']:.2f} s" if r["wall_seconds"] else "—",
                 f"{fmt_s(r['per_clinic_p50'])} / {fmt_s(r['per_clinic_p95'])}",
                 f"{r['cpu_per_job']:.2f} s",
+                f"{r['simulator_cpu_per_job']:.2f} / {r['other_cpu_per_job']:.2f} s"
+                if "other_cpu_per_job" in r
+                else "",
                 f"{r['requests_per_job']:.1f}",
                 f"{ms(p, 'p50_ms')} / {ms(p, 'p95_ms')} / {ms(p, 'p99_ms')}" if p else "",
                 r["load_before"].split()[0],
@@ -365,6 +368,7 @@ def fleet_table(rows):
         "wall per clinic",
         "run p50 / p95",
         "worker CPU per job",
+        "simulator / rest of machine CPU per job",
         "requests per job",
         "progress p50 / p95 / p99 ms",
         "load (1 min) at start",

@@ -281,8 +281,7 @@ def main(argv=None):
         command = results.get("command", "python -m bench.run")
         log(render(results, args, command))
         if args.output:
-            with open(args.output, "w") as f:
-                f.write(render(results, args, command, document=True))
+            write_document(args.output, render(results, args, command, document=True))
             log(f"\nwrote {os.path.relpath(args.output, common.ROOT)}")
         return
     started = time.monotonic()
@@ -328,12 +327,27 @@ def main(argv=None):
     log()
     log(report)
     if args.output:
-        with open(args.output, "w") as f:
-            f.write(render(results, args, command, document=True))
+        write_document(args.output, render(results, args, command, document=True))
         log(f"\nwrote {os.path.relpath(args.output, common.ROOT)}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, default=str, indent=1)
+
+
+# Below this line docs/benchmarks.md is written by hand (analyses, profiles): a new run keeps it.
+NOTES_MARKER = "<!-- make bench keeps everything below this line: notes written by hand -->"
+
+
+def write_document(path, generated):
+    """Write the generated report, keeping the hand-written notes below NOTES_MARKER."""
+    notes = ""
+    if os.path.exists(path):
+        with open(path) as f:
+            old = f.read()
+        if NOTES_MARKER in old:
+            notes = old[old.index(NOTES_MARKER) :]
+    with open(path, "w") as f:
+        f.write(generated.rstrip("\n") + "\n\n" + (notes or NOTES_MARKER + "\n"))
 
 
 def render(results, args, command, document=False):
