@@ -413,7 +413,7 @@ class SyncEngine(RunProgress):
         )
         try:
             for entity, pages, label in streams:
-                self._ingest(entity, _commit_at_step_end(pages), label)
+                self._ingest(entity, pages, label)
         finally:
             for _, pages, _ in streams:
                 pages.close()
@@ -481,13 +481,6 @@ class SyncEngine(RunProgress):
         # the last computation, and at least what this run wrote.
         refresh_activity(self.org_id, full=self.full, changed_since=self.started_at)
         self._commit("Patient activity updated")
-
-
-def _commit_at_step_end(pages):
-    """Yield pages marked to share the step's closing commit (still at most COMMIT_EVERY_SECONDS apart)."""
-    for page in pages:
-        page.ready_next = True
-        yield page
 
 
 def run_in_foreground(run_id, job_id, on_progress=None):
