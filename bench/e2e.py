@@ -104,7 +104,7 @@ def _one_sync(app, org_id, sim, full=False, timeout=600, watch_step=None, step_b
     return result
 
 
-def _scratch_app(url, redis, rundir, server, rate_limit):
+def scratch_app(url, redis, rundir, server, rate_limit):
     """Return (config, migrated app, organization id) for one run against `server`."""
     config = common.app_config(
         url,
@@ -120,11 +120,12 @@ def _scratch_app(url, redis, rundir, server, rate_limit):
     return config, app, org_id
 
 
-def _dispose(app):
-    """Close the app's database connections (the scratch file is removed afterwards)."""
+def dispose(app):
+    """Close the app's session and database connections (the scratch database goes afterwards)."""
     from routiq_admin.extensions import db
 
     with app.app_context():
+        db.session.remove()
         db.engine.dispose()
 
 
@@ -187,7 +188,7 @@ def guide_clinic(
         server = SimulatorServer(sim).start()
         worker = None
         try:
-            config, app, org_id = _scratch_app(url, redis, rundir, server, rate_limit)
+            config, app, org_id = scratch_app(url, redis, rundir, server, rate_limit)
             worker = common.Worker(config, os.path.join(rundir, "worker.log"))
             first = _one_sync(app, org_id, sim, timeout=timeout)
             first["db"] = _db_counts(app, org_id)
@@ -206,7 +207,7 @@ def guide_clinic(
                 f"({first['cliniko_requests']} requests), incremental {second['status']} "
                 f"{second['seconds']:.2f} s ({second['cliniko_requests']} requests)"
             )
-            _dispose(app)
+            dispose(app)
         finally:
             if worker is not None:
                 worker.stop()
@@ -255,7 +256,7 @@ def big_clinic(
     server = SimulatorServer(sim).start()
     worker = None
     try:
-        config, app, org_id = _scratch_app(url, redis, rundir, server, rate_limit)
+        config, app, org_id = scratch_app(url, redis, rundir, server, rate_limit)
         worker = common.Worker(config, os.path.join(rundir, "worker.log"))
 
         first = _one_sync(
@@ -285,7 +286,7 @@ def big_clinic(
         if second["status"] == "timeout":
             _abandon(app, worker, second["run_id"])
             worker = None
-        _dispose(app)
+        dispose(app)
     finally:
         if worker is not None:
             worker.stop()

@@ -58,27 +58,33 @@ def percentile(values, q):
 
 
 class Simulator:
-    """`flask cliniko simulate` in its own process (any key opens a guide-sized clinic)."""
+    """`flask cliniko simulate` in its own process (any key opens a clinic of the given size)."""
 
-    def __init__(self, workdir, latency_ms, patients=651, appointments=296):
+    def __init__(self, workdir, latency_ms, patients=651, appointments=296, rate_limit=None):
         port = _free_port()
-        self.log = open(os.path.join(workdir, "simulator.log"), "ab")
+        self.log = open(os.path.join(workdir, f"simulator-{patients}.log"), "ab")
         env = dict(os.environ, PYTHONPATH=common.ROOT, APP_ENV="test", INSTANCE_PATH=workdir)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "flask", "--app", "wsgi", "cliniko", "simulate"]
             + ["--port", str(port), "--latency-ms", str(latency_ms)]
-            + ["--patients", str(patients), "--appointments", str(appointments)],
+            + ["--patients", str(patients), "--appointments", str(appointments)]
+            + (["--rate-limit", str(rate_limit)] if rate_limit else []),
             cwd=common.ROOT,
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
         self.base_url = f"http://127.0.0.1:{port}/{{shard}}/v1"
-        _wait_port(port, self.proc, "simulator")
+        try:
+            _wait_port(port, self.proc, "simulator")
+        except RuntimeError:
+            self.stop()
+            raise
 
     def stop(self):
-        self.proc.terminate()
-        self.proc.wait(10)
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
         self.log.close()
 
 

@@ -11,12 +11,11 @@ Cliniko tables changed (their `rowcount`: the upserts and the activity step).
 import os
 import re
 import resource
-import subprocess
-import sys
 import time
 
 from . import common, dlt_side
-from .fleet import _free_port, _wait_port
+from .e2e import dispose, scratch_app
+from .fleet import Simulator
 
 # dlt's own figures on this machine, from issue 14 (in-process medians, measured by another
 # session with dlt's rest_api source against this simulator: per_page=100, links.next,
@@ -45,36 +44,6 @@ def cpu_now():
     """This process's CPU so far (user + system, every thread), in seconds."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-class SimulatorProcess:
-    """`flask cliniko simulate` in its own process, at a clinic size, latency and rate limit."""
-
-    def __init__(self, workdir, *, latency_ms, patients, appointments, rate_limit=RATE_LIMIT):
-        port = _free_port()
-        self.log = open(os.path.join(workdir, f"simulator-{patients}.log"), "ab")
-        env = dict(os.environ, PYTHONPATH=common.ROOT, APP_ENV="test", INSTANCE_PATH=workdir)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "wsgi", "cliniko", "simulate", "--port", str(port)]
-            + ["--latency-ms", str(latency_ms), "--rate-limit", str(rate_limit)]
-            + ["--patients", str(patients), "--appointments", str(appointments)],
-            cwd=common.ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        self.base_url = f"http://127.0.0.1:{port}/{{shard}}/v1"
-        try:
-            _wait_port(port, self.proc, "simulator")
-        except RuntimeError:
-            self.stop()
-            raise
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        self.log.close()
 
 
 class WriteCounter:
@@ -137,29 +106,6 @@ def one_run(app, org_id, profile=None):
     return result
 
 
-def _fresh_app(url, redis, workdir, sim):
-    config = common.app_config(
-        url,
-        redis.url,
-        os.path.join(workdir, "instance"),
-        sim.base_url,
-        CLINIKO_RATE_LIMIT_PER_MINUTE=RATE_LIMIT,
-    )
-    app = common.make_app(config)
-    common.migrate(app)
-    with app.app_context():
-        org_id = common.make_org().id
-    return app, org_id
-
-
-def _dispose(app):
-    from routiq_admin.extensions import db
-
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-
-
 def scenario(
     redis,
     workdir,
@@ -195,7 +141,7 @@ def scenario(
         "incremental": [],
         "load_before": "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg()),
     }
-    sim = SimulatorProcess(workdir, latency_ms=latency_ms, patients=patients, appointments=appointments)
+    sim = Simulator(workdir, latency_ms, patients, appointments, rate_limit=RATE_LIMIT)
     try:
         for index in range(first_runs):
             rundir = os.path.join(workdir, f"dlt-{name}-{index}")
@@ -209,7 +155,7 @@ def scenario(
                 else:
                     url = f"sqlite:///{os.path.join(rundir, 'routiq.db')}"
                 redis.flush()
-                app, org_id = _fresh_app(url, redis, rundir, sim)
+                _, app, org_id = scratch_app(url, redis, rundir, sim, RATE_LIMIT)
                 try:
                     first = one_run(app, org_id)
                     out["first"].append(first)
@@ -219,7 +165,7 @@ def scenario(
                         out["incremental"].append(r)
                         log(f"    {name}: unchanged incremental {inc + 1}/{incremental_runs}: {_describe(r)}")
                 finally:
-                    _dispose(app)
+                    dispose(app)
         if dlt_python:
             rundir = os.path.join(workdir, f"dlt-side-{name}")
             os.makedirs(rundir, exist_ok=True)
@@ -437,15 +383,15 @@ def profile_incremental(redis, workdir, args):
     import pstats
 
     patients, appointments = (2_000, 6_000) if args.quick else (20_000, 60_000)
-    sim = SimulatorProcess(workdir, latency_ms=20, patients=patients, appointments=appointments)
+    sim = Simulator(workdir, 20, patients, appointments, rate_limit=RATE_LIMIT)
     try:
         with common.postgres_database(args.database_url, args.pg_database) as url:
-            app, org_id = _fresh_app(url, redis, workdir, sim)
+            _, app, org_id = scratch_app(url, redis, workdir, sim, RATE_LIMIT)
             print("first sync:", _describe(one_run(app, org_id)))
             print("unchanged incremental:", _describe(one_run(app, org_id)))
             profile = cProfile.Profile()
             print("profiled unchanged incremental:", _describe(one_run(app, org_id, profile=profile)))
-            _dispose(app)
+            dispose(app)
     finally:
         sim.stop()
     profile.dump_stats(args.profile)
