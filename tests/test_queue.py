@@ -1,6 +1,7 @@
 """Redis and RQ: the embedded server, enqueueing, a real worker process, outages."""
 
 import os
+from contextlib import contextmanager
 
 import psutil
 import pytest
@@ -26,8 +27,10 @@ def test_embedded_redis_starts_and_rq_enqueues(tmp_path):
         stop(proc)
 
 
-def test_worker_process_executes_a_job(app, base_config):
-    job = get_queue(app).enqueue("workers.jobs.ping", "pong")
+@contextmanager
+def _job_run_by_a_worker(app, base_config, func, *args):
+    """Enqueue a job, start a real worker, wait for the job; yield (its return value, the worker)."""
+    job = get_queue(app).enqueue(func, *args)
     worker = start_process(["-m", "workers.worker"], subprocess_env(base_config))
     try:
         wait_for(
@@ -35,26 +38,22 @@ def test_worker_process_executes_a_job(app, base_config):
             timeout=30,
             message="the job to finish",
         )
-        assert Job.fetch(job.id, connection=get_redis(app)).return_value() == "pong"
-        # Batch work yields the CPU to web requests on a shared host (WORKER_NICE, default 10).
-        assert psutil.Process(worker.pid).nice() == os.nice(0) + 10
+        yield Job.fetch(job.id, connection=get_redis(app)).return_value(), worker
     finally:
         stop(worker)
+
+
+def test_worker_process_executes_a_job(app, base_config):
+    with _job_run_by_a_worker(app, base_config, "workers.jobs.ping", "pong") as (result, worker):
+        assert result == "pong"
+        # Batch work yields the CPU to web requests on a shared host (WORKER_NICE, default 10).
+        assert psutil.Process(worker.pid).nice() == os.nice(0) + 10
 
 
 def test_a_work_horse_runs_its_job_with_the_inherited_objects_frozen(app, base_config):
-    job = get_queue(app).enqueue("gc.get_freeze_count")
-    worker = start_process(["-m", "workers.worker"], subprocess_env(base_config))
-    try:
-        wait_for(
-            lambda: Job.fetch(job.id, connection=get_redis(app)).get_status() == "finished",
-            timeout=30,
-            message="the job to finish",
-        )
+    with _job_run_by_a_worker(app, base_config, "gc.get_freeze_count") as (frozen, _):
         # Everything the worker built before the fork is out of the horse's garbage collector.
-        assert Job.fetch(job.id, connection=get_redis(app)).return_value() > 100_000
-    finally:
-        stop(worker)
+        assert frozen > 100_000
 
 
 def test_configured_redis_that_is_down_is_an_outage(make_app):
