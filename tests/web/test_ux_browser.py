@@ -119,12 +119,7 @@ def file_site(base_config, tmp_path):
 @pytest.mark.browser
 def test_sync_now_with_the_database_gone_says_so_beside_the_button(file_site, open_page):
     app, url, path = file_site
-    org = make_org(name="Harbour Physio")
-    make_user(org=org, role="admin")
-    page = open_page(url, viewport={"width": 1280, "height": 900})
-    sign_in(page, "staff@example.com")
-    page.goto(f"/orgs/{org.id}")
-    page.wait_for_selector("#sync-panel[data-status=idle]")
+    _, org, page = _org_page((app, url), open_page)
     path.unlink()
     page.click("#sync-now")
     alert = page.locator("form.controls .htmx-error[role=alert]")
