@@ -119,7 +119,7 @@ def file_site(base_config, tmp_path):
 @pytest.mark.browser
 def test_sync_now_with_the_database_gone_says_so_beside_the_button(file_site, open_page):
     app, url, path = file_site
-    _, org, page = _org_page((app, url), open_page)
+    page = _org_page((app, url), open_page)[2]
     path.unlink()
     page.click("#sync-now")
     alert = page.locator("form.controls .htmx-error[role=alert]")
